@@ -1,0 +1,53 @@
+/* Buffers and pipes: the per-worker memory a stream borrows while it has
+ * data in flight, and returns as soon as it has none.
+ *
+ * Invariants of struct buf (see docs/internals/buffers.md):
+ *   0 <= head <= tail <= BUF_SIZE; data[head, tail) is pending;
+ *   head == tail means empty, and an empty buffer is reset to head = tail = 0
+ *   and given back to its pool by its owner;
+ *   a buffer belongs to exactly one stream direction or to the free list. */
+#ifndef FULCRUM_BUF_H
+#define FULCRUM_BUF_H
+
+#include "common.h"
+
+#define BUF_SIZE 16384
+#define BUF_POOL_MAX 256     /* idle buffers kept per worker */
+#define PIPE_POOL_MAX 64     /* idle pipes kept per worker */
+
+struct buf {
+	uint32_t head, tail;
+	struct buf *next;        /* free list link */
+	char data[BUF_SIZE];
+};
+
+/* A kernel pipe used by splice(); `fill` counts the bytes inside it. */
+struct fpipe {
+	int rd, wr;
+	uint32_t fill, cap;
+	struct fpipe *next;
+};
+
+struct buf_pool {
+	struct buf *free;
+	uint32_t nfree;
+	struct fpipe *pipes;
+	uint32_t npipes;
+};
+
+/* Take an empty buffer (never NULL). */
+struct buf *buf_get(struct buf_pool *p);
+/* Give back a buffer; it need not be empty. */
+void buf_put(struct buf_pool *p, struct buf *b);
+
+static inline uint32_t buf_len(const struct buf *b) { return b->tail - b->head; }
+static inline uint32_t buf_room(const struct buf *b) { return BUF_SIZE - b->tail; }
+
+/* Take an empty pipe, or NULL with -errno in *err (EMFILE...). */
+struct fpipe *pipe_get(struct buf_pool *p, int *err);
+/* Give back a pipe; a pipe that still holds bytes is closed, not pooled. */
+void pipe_put(struct buf_pool *p, struct fpipe *pp);
+
+void buf_pool_clear(struct buf_pool *p);
+
+#endif

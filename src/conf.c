@@ -1,0 +1,927 @@
+/* Config loader: libyaml document -> keyword tables -> structs -> checks.
+ *
+ * Every problem is collected (never stop at the first) as
+ * "FILE:LINE:COL: key.path: what is wrong; what to write instead". */
+#include "conf.h"
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+enum kw_type {
+	KW_BOOL,
+	KW_UINT,      /* uint64_t within [min, max] */
+	KW_UINT_AUTO, /* uint64_t, or "auto" stored as 0 */
+	KW_INT_AUTO,  /* int64_t, or "auto" stored as -1 */
+	KW_NAME,      /* char *: letters, digits, '-', '_', '.' */
+	KW_STR,       /* char * */
+	KW_DURATION,  /* uint64_t milliseconds */
+	KW_SIZE,      /* uint64_t bytes */
+	KW_ENUM,      /* int: index into enums */
+	KW_ADDR,      /* struct conf_addr */
+	KW_ADDRS,     /* struct conf_addr * + size_t count: one or a list */
+	KW_CIDRS,     /* struct cidr_list: one or a list */
+	KW_SECTION,   /* nested mapping */
+	KW_LIST,      /* list of mappings: items + size_t count */
+};
+
+struct kw_table;
+
+struct kw {
+	const char *name;
+	enum kw_type type;
+	size_t off;
+	size_t loc_off;                 /* offset + 1 of a struct conf_loc, or 0 */
+	size_t count_off;               /* KW_ADDRS, KW_LIST */
+	const char *def;                /* default, as config text; NULL = none */
+	const char *def_doc;            /* default as documented, if not def */
+	bool required;
+	uint64_t min, max;
+	const char *const *enums;       /* NULL-terminated */
+	const struct kw_table *sub;
+	const char *doc;
+};
+
+struct kw_table {
+	const char *path;               /* as documented: "listeners[]" */
+	const char *intro;
+	const struct kw *kw;
+	size_t n;
+	size_t size;                    /* element size, for KW_LIST */
+	size_t loc_off;                 /* offset + 1 of the element's conf_loc */
+};
+
+#define LOC(type, field) (offsetof(type, field) + 1)
+
+static const char *const proto_names[] = { "tcp", "ssl", "udp", "http", "https", NULL };
+static const char *const level_names[] = { "error", "warn", "info", "debug", NULL };
+static const char *const format_names[] = { "text", "json", NULL };
+static const char *const fwd_names[] = { "auto", "buffer", NULL };
+static const char *const algo_names[] = {
+	"round_robin", "least_connections", "random_two", "source_hash", "maglev", NULL
+};
+
+const char *conf_proto_name(int proto)
+{
+	return proto >= 0 && proto < (int)ARRAY_LEN(proto_names) - 1 ? proto_names[proto] : "?";
+}
+
+/* ---- keyword tables ---------------------------------------------------- */
+
+static const struct kw log_kw[] = {
+	{ "level", KW_ENUM, offsetof(struct conf_log, level), 0, 0, "info", NULL, false, 0, 0,
+	  level_names, NULL, "Least severe message written to the error log." },
+	{ "format", KW_ENUM, offsetof(struct conf_log, format), 0, 0, "text", NULL, false, 0, 0,
+	  format_names, NULL, "Access log format: `text` (key=value) or `json` (one object per line)." },
+	{ "access", KW_STR, offsetof(struct conf_log, access), 0, 0, "stdout", NULL, false, 0, 0,
+	  NULL, NULL, "Access log target: `stdout`, `stderr`, `off` or a file path (reopened on SIGUSR1)." },
+	{ "error", KW_STR, offsetof(struct conf_log, error), 0, 0, "stderr", NULL, false, 0, 0,
+	  NULL, NULL, "Error log target: `stdout`, `stderr` or a file path (reopened on SIGUSR1)." },
+};
+static const struct kw_table log_table = {
+	"global.log", "Where and how fulcrum logs.", log_kw, ARRAY_LEN(log_kw), 0, 0,
+};
+
+static const struct kw global_kw[] = {
+	{ "workers", KW_UINT_AUTO, offsetof(struct conf_global, workers), 0, 0, "auto", NULL, false, 1, 256,
+	  NULL, NULL, "Worker threads, each with its own event loop. `auto`: one per CPU." },
+	{ "max_connections", KW_UINT_AUTO, offsetof(struct conf_global, max_connections), 0, 0, "auto", NULL,
+	  false, 1, 10000000, NULL, NULL,
+	  "Client connections open at once over all listeners. When reached, fulcrum stops accepting "
+	  "until one closes. `auto`: a quarter of the open-files limit (each connection needs a client "
+	  "socket, a backend socket and sometimes pipes)." },
+	{ "drain_timeout", KW_DURATION, offsetof(struct conf_global, drain_timeout), 0, 0, "30s", NULL, false,
+	  0, 86400000, NULL, NULL,
+	  "On SIGTERM or SIGINT, how long open connections may take to finish before they are closed." },
+	{ "log", KW_SECTION, offsetof(struct conf_global, log), 0, 0, NULL, NULL, false, 0, 0, NULL,
+	  &log_table, "Logging, see `global.log`." },
+};
+static const struct kw_table global_table = {
+	"global", "Process-wide settings.", global_kw, ARRAY_LEN(global_kw), 0, 0,
+};
+
+static const struct kw timeouts_kw[] = {
+	{ "connect", KW_DURATION, offsetof(struct conf_timeouts, connect), 0, 0, "5s", NULL, false, 1, 3600000,
+	  NULL, NULL, "Time allowed to connect to a server before the next one is tried." },
+	{ "client_idle", KW_DURATION, offsetof(struct conf_timeouts, client_idle), 0, 0, "60s", NULL, false,
+	  1, 604800000, NULL, NULL,
+	  "Close the connection when the client side has neither sent nor received a byte for this long." },
+	{ "server_idle", KW_DURATION, offsetof(struct conf_timeouts, server_idle), 0, 0, "60s", NULL, false,
+	  1, 604800000, NULL, NULL,
+	  "Close the connection when the server side has neither sent nor received a byte for this long." },
+};
+static const struct kw_table timeouts_table = {
+	"listeners[].timeouts", "Timeouts of one listener's connections.", timeouts_kw,
+	ARRAY_LEN(timeouts_kw), 0, 0,
+};
+
+static const struct kw listener_kw[] = {
+	{ "name", KW_NAME, offsetof(struct conf_listener, name), LOC(struct conf_listener, name_loc), 0,
+	  NULL, NULL, true, 0, 0, NULL, NULL, "Unique name, used in logs and metrics." },
+	{ "bind", KW_ADDRS, offsetof(struct conf_listener, binds), LOC(struct conf_listener, bind_loc),
+	  offsetof(struct conf_listener, nbinds), NULL, NULL, true, 0, 0, NULL, NULL,
+	  "One address or a list: `127.0.0.1:8080`, `[::1]:8080`. A wildcard (`0.0.0.0:80`, `[::]:80`, "
+	  "`:80`) needs `public: true`." },
+	{ "protocol", KW_ENUM, offsetof(struct conf_listener, protocol), LOC(struct conf_listener, protocol_loc),
+	  0, "tcp", NULL, false, 0, 0, proto_names, NULL,
+	  "What the listener speaks. This version serves `tcp`; the others are reserved." },
+	{ "public", KW_BOOL, offsetof(struct conf_listener, public_), 0, 0, "false", NULL, false, 0, 0, NULL,
+	  NULL, "Must be `true` to bind a wildcard address, which listens on every interface." },
+	{ "allow", KW_CIDRS, offsetof(struct conf_listener, allow), 0, 0, NULL, "(everyone)", false, 0, 0,
+	  NULL, NULL,
+	  "If set, only clients in these networks (IPv4 and IPv6 CIDR) are served; others are closed "
+	  "right after accept." },
+	{ "deny", KW_CIDRS, offsetof(struct conf_listener, deny), 0, 0, NULL, "(nobody)", false, 0, 0, NULL,
+	  NULL, "Clients in these networks are closed right after accept (checked before `allow`)." },
+	{ "pool", KW_NAME, offsetof(struct conf_listener, pool_name), LOC(struct conf_listener, pool_loc), 0,
+	  NULL, NULL, true, 0, 0, NULL, NULL, "The pool that serves this listener's connections." },
+	{ "max_connections", KW_UINT, offsetof(struct conf_listener, max_connections), 0, 0, "0",
+	  "0 (only the global limit)", false, 0, 10000000, NULL, NULL,
+	  "Client connections open at once on this listener; further clients wait in the kernel's "
+	  "backlog until one closes." },
+	{ "backlog", KW_UINT, offsetof(struct conf_listener, backlog), 0, 0, "511", NULL, false, 1, 65535,
+	  NULL, NULL, "Kernel accept queue length." },
+	{ "forwarding", KW_ENUM, offsetof(struct conf_listener, forwarding), 0, 0, "auto", NULL, false, 0, 0,
+	  fwd_names, NULL,
+	  "`auto` moves bytes with splice() between plain TCP sockets (zero copy); `buffer` forces the "
+	  "user-space buffer path." },
+	{ "timeouts", KW_SECTION, offsetof(struct conf_listener, timeouts), 0, 0, NULL, NULL, false, 0, 0,
+	  NULL, &timeouts_table, "See `listeners[].timeouts`." },
+};
+static const struct kw_table listener_table = {
+	"listeners[]", "Where fulcrum accepts connections.", listener_kw, ARRAY_LEN(listener_kw),
+	sizeof(struct conf_listener), LOC(struct conf_listener, loc),
+};
+
+static const struct kw server_kw[] = {
+	{ "address", KW_ADDR, offsetof(struct conf_server, addr), 0, 0, NULL, NULL, true, 0, 0, NULL, NULL,
+	  "`IPV4:PORT` or `[IPV6]:PORT`. Numeric only: fulcrum never resolves names." },
+	{ "weight", KW_UINT, offsetof(struct conf_server, weight), 0, 0, "1", NULL, false, 0, 1000, NULL,
+	  NULL, "Share of new connections relative to the other servers; 0 takes no new traffic." },
+	{ "backup", KW_BOOL, offsetof(struct conf_server, backup), 0, 0, "false", NULL, false, 0, 0, NULL,
+	  NULL, "Used only when no non-backup server of the pool can be used." },
+};
+static const struct kw_table server_table = {
+	"pools[].servers[]", "The backends of a pool.", server_kw, ARRAY_LEN(server_kw),
+	sizeof(struct conf_server), LOC(struct conf_server, addr.loc),
+};
+
+static const struct kw pool_kw[] = {
+	{ "name", KW_NAME, offsetof(struct conf_pool, name), LOC(struct conf_pool, name_loc), 0, NULL, NULL,
+	  true, 0, 0, NULL, NULL, "Unique name that listeners refer to." },
+	{ "protocol", KW_ENUM, offsetof(struct conf_pool, protocol), LOC(struct conf_pool, protocol_loc), 0,
+	  "tcp", NULL, false, 0, 0, proto_names, NULL,
+	  "What the servers speak; must pair with the listener's protocol." },
+	{ "algorithm", KW_ENUM, offsetof(struct conf_pool, algorithm), 0, 0, "round_robin", NULL, false, 0, 0,
+	  algo_names, NULL,
+	  "How a server is chosen: `round_robin` (smooth weighted), `least_connections` (weighted), "
+	  "`random_two` (power of two choices), `source_hash` (client address), `maglev` (consistent "
+	  "hashing on the client address)." },
+	{ "retries", KW_INT_AUTO, offsetof(struct conf_pool, retries), 0, 0, "auto",
+	  "auto (number of servers - 1)", false, 0, 1000, NULL, NULL,
+	  "After a failed connect, how many other servers are tried before the client is closed." },
+	{ "servers", KW_LIST, offsetof(struct conf_pool, servers), 0, offsetof(struct conf_pool, nservers),
+	  NULL, NULL, true, 0, 0, NULL, &server_table, "See `pools[].servers[]`." },
+};
+static const struct kw_table pool_table = {
+	"pools[]", "Groups of backend servers.", pool_kw, ARRAY_LEN(pool_kw), sizeof(struct conf_pool),
+	LOC(struct conf_pool, loc),
+};
+
+static const struct kw root_kw[] = {
+	{ "global", KW_SECTION, offsetof(struct config, global), 0, 0, NULL, NULL, false, 0, 0, NULL,
+	  &global_table, "See `global`." },
+	{ "listeners", KW_LIST, offsetof(struct config, listeners), 0, offsetof(struct config, nlisteners),
+	  NULL, NULL, true, 0, 0, NULL, &listener_table, "See `listeners[]`." },
+	{ "pools", KW_LIST, offsetof(struct config, pools), 0, offsetof(struct config, npools), NULL, NULL,
+	  true, 0, 0, NULL, &pool_table, "See `pools[]`." },
+};
+static const struct kw_table root_table = {
+	"", "Top level.", root_kw, ARRAY_LEN(root_kw), 0, 0,
+};
+
+/* ---- error collection -------------------------------------------------- */
+
+struct ctx {
+	const char *file;
+	yaml_document_t *doc;
+	struct conf_errors *errs;
+};
+
+static void push(char ***v, size_t *n, char *s)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	(*v)[(*n)++] = s;
+}
+
+static void vreport(struct ctx *c, bool warning, struct conf_loc loc, const char *path,
+		    const char *fmt, va_list ap)
+{
+	char msg[1024], *line;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (asprintf(&line, "%s:%d:%d: %s%s%s%s", c->file, loc.line, loc.col,
+		     warning ? "warning: " : "", path && *path ? path : "",
+		     path && *path ? ": " : "", msg) < 0)
+		abort();
+	if (warning)
+		push(&c->errs->warn, &c->errs->nwarn, line);
+	else
+		push(&c->errs->v, &c->errs->n, line);
+}
+
+__attribute__((format(printf, 4, 5)))
+static void err(struct ctx *c, struct conf_loc loc, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(c, false, loc, path, fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((format(printf, 4, 5)))
+static void warn(struct ctx *c, struct conf_loc loc, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(c, true, loc, path, fmt, ap);
+	va_end(ap);
+}
+
+static struct conf_loc node_loc(const yaml_node_t *n)
+{
+	struct conf_loc l = { (int)n->start_mark.line + 1, (int)n->start_mark.column + 1 };
+	return l;
+}
+
+static const char *node_kind(const yaml_node_t *n)
+{
+	switch (n->type) {
+	case YAML_SCALAR_NODE: return "a single value";
+	case YAML_SEQUENCE_NODE: return "a list";
+	case YAML_MAPPING_NODE: return "a mapping";
+	default: return "nothing";
+	}
+}
+
+/* ---- scalar values ----------------------------------------------------- */
+
+static void join_enums(const char *const *e, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; e[i]; i++)
+		n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", i ? ", " : "", e[i]);
+}
+
+static bool valid_name(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') ||
+		      ('0' <= *s && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+/* Parse text into the field for keyword k. On failure return -1 and write a
+ * message into why. */
+static int parse_scalar(const struct kw *k, const char *text, void *field, char *why, size_t wlen)
+{
+	uint64_t v;
+	int rc;
+	char list[256];
+
+	switch (k->type) {
+	case KW_BOOL:
+		if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0) {
+			*(bool *)field = text[0] == 't';
+			return 0;
+		}
+		snprintf(why, wlen, "expected true or false, got \"%s\"", text);
+		return -1;
+	case KW_UINT_AUTO:
+	case KW_INT_AUTO:
+		if (strcmp(text, "auto") == 0) {
+			if (k->type == KW_UINT_AUTO)
+				*(uint64_t *)field = 0;
+			else
+				*(int64_t *)field = -1;
+			return 0;
+		}
+		/* fall through */
+	case KW_UINT:
+		rc = parse_uint(text, &v);
+		if (rc < 0 || v < k->min || v > k->max) {
+			snprintf(why, wlen, "expected %sa whole number from %llu to %llu, got \"%s\"",
+				 k->type == KW_UINT ? "" : "auto or ", (unsigned long long)k->min,
+				 (unsigned long long)k->max, text);
+			return -1;
+		}
+		if (k->type == KW_INT_AUTO)
+			*(int64_t *)field = (int64_t)v;
+		else
+			*(uint64_t *)field = v;
+		return 0;
+	case KW_DURATION:
+		rc = parse_duration_ms(text, &v);
+		if (rc < 0 || v < k->min || v > k->max) {
+			char lo[24], hi[24];
+			snprintf(why, wlen,
+				 "expected a duration from %s to %s with a unit (ms, s, m, h), e.g. 500ms "
+				 "or 5s; got \"%s\"", fmt_duration(k->min, lo, sizeof(lo)),
+				 fmt_duration(k->max, hi, sizeof(hi)), text);
+			return -1;
+		}
+		*(uint64_t *)field = v;
+		return 0;
+	case KW_SIZE:
+		rc = parse_size(text, &v);
+		if (rc < 0 || v < k->min || v > k->max) {
+			snprintf(why, wlen, "expected a size such as 512, 16k or 1m (from %llu to %llu "
+				 "bytes), got \"%s\"", (unsigned long long)k->min,
+				 (unsigned long long)k->max, text);
+			return -1;
+		}
+		*(uint64_t *)field = v;
+		return 0;
+	case KW_ENUM:
+		for (int i = 0; k->enums[i]; i++) {
+			if (strcmp(text, k->enums[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		}
+		join_enums(k->enums, list, sizeof(list));
+		snprintf(why, wlen, "\"%s\" is not one of: %s", text, list);
+		return -1;
+	case KW_NAME:
+		if (!valid_name(text)) {
+			snprintf(why, wlen, "\"%s\" is not a valid name: use 1 to 64 letters, digits, "
+				 "'-', '_' or '.'", text);
+			return -1;
+		}
+		*(char **)field = xstrdup(text);
+		return 0;
+	case KW_STR:
+		if (!*text) {
+			snprintf(why, wlen, "must not be empty");
+			return -1;
+		}
+		*(char **)field = xstrdup(text);
+		return 0;
+	case KW_ADDR: {
+		struct conf_addr *a = field;
+		const char *reason;
+		if (addr_parse(text, &a->ss, &a->len, &a->wildcard, &reason) < 0) {
+			snprintf(why, wlen, "\"%s\": %s", text, reason);
+			return -1;
+		}
+		a->text = xstrdup(text);
+		return 0;
+	}
+	default:
+		snprintf(why, wlen, "internal: not a scalar keyword");
+		return -1;
+	}
+}
+
+/* ---- tree walk --------------------------------------------------------- */
+
+static void apply_map(struct ctx *c, const struct kw_table *t, yaml_node_t *node, char *base,
+		      const char *path);
+static void apply_defaults(const struct kw_table *t, char *base);
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+static void set_loc(char *base, size_t loc_off, struct conf_loc loc)
+{
+	if (loc_off)
+		*(struct conf_loc *)(base + loc_off - 1) = loc;
+}
+
+/* Each item of a scalar-or-list value: calls fn for every scalar. */
+typedef bool (*item_fn)(struct ctx *c, const struct kw *k, yaml_node_t *item, char *base,
+			size_t i, const char *path);
+
+static void each_item(struct ctx *c, const struct kw *k, yaml_node_t *node, char *base,
+		      const char *path, size_t elem, void **items, size_t *count, item_fn fn)
+{
+	yaml_node_item_t *it;
+	size_t n = 0, i = 0;
+	if (node->type == YAML_SCALAR_NODE) {
+		*items = xcalloc(1, elem);
+		*count = fn(c, k, node, *items, 0, path) ? 1 : 0;
+		return;
+	}
+	if (node->type != YAML_SEQUENCE_NODE) {
+		err(c, node_loc(node), path, "expected one value or a list of values, got %s",
+		    node_kind(node));
+		return;
+	}
+	for (it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++)
+		n++;
+	*items = xcalloc(n, elem);
+	for (it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+		char ipath[256];
+		snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+		if (item->type != YAML_SCALAR_NODE) {
+			err(c, node_loc(item), ipath, "expected a single value, got %s", node_kind(item));
+			continue;
+		}
+		if (fn(c, k, item, (char *)*items + i * elem, i, ipath))
+			i++;
+	}
+	*count = i;
+}
+
+static bool addr_item(struct ctx *c, const struct kw *k, yaml_node_t *item, char *dst, size_t i,
+		      const char *path)
+{
+	char why[512];
+	struct conf_addr *a = (struct conf_addr *)dst;
+	if (parse_scalar(k, scalar(item), a, why, sizeof(why)) < 0) {
+		err(c, node_loc(item), path, "%s", why);
+		return false;
+	}
+	a->loc = node_loc(item);
+	return true;
+}
+
+static bool cidr_item(struct ctx *c, const struct kw *k, yaml_node_t *item, char *dst, size_t i,
+		      const char *path)
+{
+	const char *why;
+	if (cidr_parse(scalar(item), (struct cidr *)dst, &why) < 0) {
+		err(c, node_loc(item), path, "\"%s\": %s", scalar(item), why);
+		return false;
+	}
+	return true;
+}
+
+static void apply_value(struct ctx *c, const struct kw *k, yaml_node_t *node, char *base,
+			const char *path)
+{
+	char why[512];
+	void *field = base + k->off;
+
+	set_loc(base, k->loc_off, node_loc(node));
+	switch (k->type) {
+	case KW_SECTION:
+		apply_map(c, k->sub, node, field, path);
+		return;
+	case KW_ADDRS: {
+		void *items = NULL;
+		size_t n = 0;
+		struct kw one = *k;
+		one.type = KW_ADDR;
+		each_item(c, &one, node, base, path, sizeof(struct conf_addr), &items, &n, addr_item);
+		*(void **)field = items;
+		*(size_t *)(base + k->count_off) = n;
+		return;
+	}
+	case KW_CIDRS: {
+		struct cidr_list *l = field;
+		void *items = NULL;
+		each_item(c, k, node, base, path, sizeof(struct cidr), &items, &l->n, cidr_item);
+		l->v = items;
+		return;
+	}
+	case KW_LIST: {
+		yaml_node_item_t *it;
+		size_t n = 0, i = 0;
+		char *items;
+		if (node->type != YAML_SEQUENCE_NODE) {
+			err(c, node_loc(node), path, "expected a list (lines starting with '- '), got %s",
+			    node_kind(node));
+			return;
+		}
+		for (it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++)
+			n++;
+		items = xcalloc(n, k->sub->size);
+		for (it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++, i++) {
+			yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+			char ipath[256];
+			char *elem = items + i * k->sub->size;
+			snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+			set_loc(elem, k->sub->loc_off, node_loc(item));
+			apply_map(c, k->sub, item, elem, ipath);
+		}
+		*(void **)field = items;
+		*(size_t *)(base + k->count_off) = n;
+		return;
+	}
+	default:
+		if (node->type != YAML_SCALAR_NODE) {
+			err(c, node_loc(node), path, "expected a single value, got %s", node_kind(node));
+			return;
+		}
+		if (parse_scalar(k, scalar(node), field, why, sizeof(why)) < 0)
+			err(c, node_loc(node), path, "%s", why);
+		else if (k->type == KW_ADDR)
+			((struct conf_addr *)field)->loc = node_loc(node);
+		return;
+	}
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), prev[65], cur[65];
+	if (la > 64 || lb > 64)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(size_t));
+	}
+	return prev[lb];
+}
+
+static void unknown_key(struct ctx *c, const struct kw_table *t, yaml_node_t *key, const char *path)
+{
+	char list[512];
+	size_t n = 0, best = 99;
+	const char *guess = NULL;
+	for (size_t i = 0; i < t->n; i++) {
+		size_t d = edit_distance(scalar(key), t->kw[i].name);
+		if (d < best) {
+			best = d;
+			guess = t->kw[i].name;
+		}
+		n += (size_t)snprintf(list + n, n < sizeof(list) ? sizeof(list) - n : 0, "%s%s",
+				      i ? ", " : "", t->kw[i].name);
+	}
+	if (guess && best <= 2)
+		err(c, node_loc(key), path, "unknown key \"%s\"; did you mean \"%s\"? (valid keys here: %s)",
+		    scalar(key), guess, list);
+	else
+		err(c, node_loc(key), path, "unknown key \"%s\" (valid keys here: %s)", scalar(key), list);
+}
+
+static void apply_map(struct ctx *c, const struct kw_table *t, yaml_node_t *node, char *base,
+		      const char *path)
+{
+	bool seen[32] = { false };
+	yaml_node_pair_t *p;
+
+	if (node->type != YAML_MAPPING_NODE) {
+		err(c, node_loc(node), path, "expected a mapping (key: value lines), got %s",
+		    node_kind(node));
+		apply_defaults(t, base);
+		return;
+	}
+	for (p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
+		yaml_node_t *key = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *val = yaml_document_get_node(c->doc, p->value);
+		char kpath[256];
+		size_t i;
+		if (key->type != YAML_SCALAR_NODE) {
+			err(c, node_loc(key), path, "keys must be plain words");
+			continue;
+		}
+		for (i = 0; i < t->n && strcmp(t->kw[i].name, scalar(key)) != 0; i++)
+			;
+		if (i == t->n) {
+			unknown_key(c, t, key, path);
+			continue;
+		}
+		snprintf(kpath, sizeof(kpath), "%s%s%s", path, *path ? "." : "", t->kw[i].name);
+		if (seen[i]) {
+			err(c, node_loc(key), kpath, "duplicate key; each key may appear once");
+			continue;
+		}
+		seen[i] = true;
+		apply_value(c, &t->kw[i], val, base, kpath);
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		const struct kw *k = &t->kw[i];
+		if (seen[i])
+			continue;
+		if (k->required) {
+			char kpath[256];
+			snprintf(kpath, sizeof(kpath), "%s%s%s", path, *path ? "." : "", k->name);
+			err(c, node_loc(node), kpath, "missing; this key is required here");
+		} else if (k->type == KW_SECTION) {
+			apply_defaults(k->sub, base + k->off);
+		} else if (k->def) {
+			char why[256];
+			if (parse_scalar(k, k->def, base + k->off, why, sizeof(why)) < 0)
+				abort(); /* a default that does not parse is a bug in the table */
+		}
+	}
+}
+
+static void apply_defaults(const struct kw_table *t, char *base)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct kw *k = &t->kw[i];
+		char why[256];
+		if (k->type == KW_SECTION)
+			apply_defaults(k->sub, base + k->off);
+		else if (k->def && parse_scalar(k, k->def, base + k->off, why, sizeof(why)) < 0)
+			abort();
+	}
+}
+
+/* ---- cross-checks ------------------------------------------------------ */
+
+/* Listener protocol -> pool protocols it may use (DESIGN.md section 5). */
+static bool pair_allowed(int listener, int pool)
+{
+	switch (listener) {
+	case PROTO_TCP:
+	case PROTO_SSL: return pool == PROTO_TCP;
+	case PROTO_UDP: return pool == PROTO_UDP;
+	case PROTO_HTTP: return pool == PROTO_HTTP;
+	case PROTO_HTTPS: return pool == PROTO_HTTP || pool == PROTO_HTTPS;
+	}
+	return false;
+}
+
+static const char pairs_text[] =
+	"allowed pairs (listener -> pool): tcp -> tcp, ssl -> tcp, udp -> udp, http -> http, "
+	"https -> http or https";
+
+static bool proto_available(int proto)
+{
+	return proto == PROTO_TCP;
+}
+
+static bool same_addr(const struct conf_addr *a, const struct conf_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+static void check_pools(struct ctx *c, struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->npools; i++) {
+		struct conf_pool *p = &cfg->pools[i];
+		char path[64];
+		snprintf(path, sizeof(path), "pools[%zu]", i);
+		for (size_t j = 0; j < i; j++)
+			if (p->name && cfg->pools[j].name && strcmp(p->name, cfg->pools[j].name) == 0)
+				err(c, p->name_loc, path, "duplicate pool name \"%s\" (first defined at "
+				    "line %d); pool names must be unique", p->name, cfg->pools[j].name_loc.line);
+		if (!proto_available(p->protocol))
+			err(c, p->protocol_loc, path, "protocol %s is not available in this version of "
+			    "fulcrum; use tcp", conf_proto_name(p->protocol));
+		if (p->servers && p->nservers == 0)
+			err(c, p->loc, path, "servers: the list is empty; a pool needs at least one server");
+		for (size_t s = 0; s < p->nservers; s++)
+			for (size_t t = 0; t < s; t++)
+				if (p->servers[s].addr.text && p->servers[t].addr.text &&
+				    same_addr(&p->servers[s].addr, &p->servers[t].addr))
+					err(c, p->servers[s].addr.loc, path, "server %s is listed twice; "
+					    "use weight to give it a larger share", p->servers[s].addr.text);
+		if (p->retries < 0)
+			p->retries = p->nservers > 0 ? (int64_t)p->nservers - 1 : 0;
+	}
+}
+
+static void check_listeners(struct ctx *c, struct config *cfg)
+{
+	bool *used = xcalloc(cfg->npools, sizeof(bool));
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		struct conf_listener *l = &cfg->listeners[i];
+		char path[64];
+		snprintf(path, sizeof(path), "listeners[%zu]", i);
+		for (size_t j = 0; j < i; j++)
+			if (l->name && cfg->listeners[j].name && strcmp(l->name, cfg->listeners[j].name) == 0)
+				err(c, l->name_loc, path, "duplicate listener name \"%s\" (first defined at "
+				    "line %d); listener names must be unique", l->name,
+				    cfg->listeners[j].name_loc.line);
+		if (!proto_available(l->protocol))
+			err(c, l->protocol_loc, path, "protocol %s is not available in this version of "
+			    "fulcrum; use tcp", conf_proto_name(l->protocol));
+		for (size_t b = 0; b < l->nbinds; b++) {
+			struct conf_addr *a = &l->binds[b];
+			if (a->wildcard && !l->public_)
+				err(c, a->loc, path, "bind %s is a wildcard address: it listens on every "
+				    "network interface, not only this machine's loopback. Add `public: true` "
+				    "to this listener if that is intended, or bind a specific address such "
+				    "as 127.0.0.1", a->text);
+			for (size_t j = 0; j <= i; j++) {
+				struct conf_listener *o = &cfg->listeners[j];
+				for (size_t ob = 0; ob < (j == i ? b : o->nbinds); ob++)
+					if (same_addr(a, &o->binds[ob]))
+						err(c, a->loc, path, "address %s is already bound by listener "
+						    "\"%s\"", a->text, o->name ? o->name : "?");
+			}
+		}
+		if (l->binds && l->nbinds == 0)
+			err(c, l->bind_loc, path, "bind: the list is empty; give at least one address");
+		if (!l->pool_name)
+			continue;
+		for (size_t p = 0; p < cfg->npools; p++)
+			if (cfg->pools[p].name && strcmp(cfg->pools[p].name, l->pool_name) == 0) {
+				l->pool = &cfg->pools[p];
+				used[p] = true;
+			}
+		if (!l->pool) {
+			char names[512];
+			size_t n = 0;
+			names[0] = '\0';
+			for (size_t p = 0; p < cfg->npools; p++)
+				n += (size_t)snprintf(names + n, n < sizeof(names) ? sizeof(names) - n : 0,
+						      "%s%s", p ? ", " : "", cfg->pools[p].name ? cfg->pools[p].name : "?");
+			err(c, l->pool_loc, path, "pool: no pool is named \"%s\" (pools defined: %s)",
+			    l->pool_name, cfg->npools ? names : "none");
+		} else if (!pair_allowed(l->protocol, l->pool->protocol)) {
+			err(c, l->pool_loc, path, "a %s listener cannot use pool \"%s\" of protocol %s; %s",
+			    conf_proto_name(l->protocol), l->pool->name, conf_proto_name(l->pool->protocol),
+			    pairs_text);
+		}
+	}
+	for (size_t p = 0; p < cfg->npools; p++)
+		if (!used[p] && cfg->pools[p].name)
+			warn(c, cfg->pools[p].name_loc, "", "pool \"%s\" is not used by any listener",
+			     cfg->pools[p].name);
+	free(used);
+}
+
+/* ---- load / free ------------------------------------------------------- */
+
+static void free_addr(struct conf_addr *a)
+{
+	free(a->text);
+}
+
+void conf_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		struct conf_listener *l = &cfg->listeners[i];
+		free(l->name);
+		free(l->pool_name);
+		for (size_t b = 0; b < l->nbinds; b++)
+			free_addr(&l->binds[b]);
+		free(l->binds);
+		free(l->allow.v);
+		free(l->deny.v);
+	}
+	free(cfg->listeners);
+	for (size_t i = 0; i < cfg->npools; i++) {
+		struct conf_pool *p = &cfg->pools[i];
+		free(p->name);
+		for (size_t s = 0; s < p->nservers; s++)
+			free_addr(&p->servers[s].addr);
+		free(p->servers);
+	}
+	free(cfg->pools);
+	free(cfg->global.log.access);
+	free(cfg->global.log.error);
+	free(cfg->path);
+	free(cfg);
+}
+
+void conf_errors_free(struct conf_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		free(errs->v[i]);
+	for (size_t i = 0; i < errs->nwarn; i++)
+		free(errs->warn[i]);
+	free(errs->v);
+	free(errs->warn);
+	memset(errs, 0, sizeof(*errs));
+}
+
+struct config *conf_load_string(const char *text, size_t len, const char *path,
+				struct conf_errors *errs)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	struct ctx c = { path, &doc, errs };
+	yaml_node_t *root;
+
+	cfg->path = xstrdup(path);
+	if (!yaml_parser_initialize(&parser))
+		abort();
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		struct conf_loc loc = { (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1 };
+		err(&c, loc, "", "not valid YAML: %s%s%s", parser.problem ? parser.problem : "syntax error",
+		    parser.context ? " " : "", parser.context ? parser.context : "");
+		yaml_parser_delete(&parser);
+		goto fail;
+	}
+	yaml_parser_delete(&parser);
+	root = yaml_document_get_root_node(&doc);
+	if (!root) {
+		struct conf_loc loc = { 1, 1 };
+		err(&c, loc, "", "the file is empty; a config needs at least `listeners:` and `pools:`");
+		yaml_document_delete(&doc);
+		goto fail;
+	}
+	apply_map(&c, &root_table, root, (char *)cfg, "");
+	check_pools(&c, cfg);
+	check_listeners(&c, cfg);
+	yaml_document_delete(&doc);
+	if (errs->n)
+		goto fail;
+	return cfg;
+fail:
+	conf_free(cfg);
+	return NULL;
+}
+
+struct config *conf_load(const char *path, struct conf_errors *errs)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	struct config *cfg;
+	if (!f) {
+		char *line;
+		if (asprintf(&line, "%s:0:0: cannot read the config file: %s", path, strerror(errno)) < 0)
+			abort();
+		push(&errs->v, &errs->n, line);
+		return NULL;
+	}
+	do {
+		if (cap - len < 4096)
+			buf = xrealloc(buf, cap = cap ? cap * 2 : 8192);
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	cfg = conf_load_string(buf, len, path, errs);
+	free(buf);
+	return cfg;
+}
+
+/* ---- reference documentation ------------------------------------------ */
+
+static const char *type_text(const struct kw *k, char *buf, size_t len)
+{
+	char list[256];
+	switch (k->type) {
+	case KW_BOOL: return "true or false";
+	case KW_UINT: snprintf(buf, len, "whole number, %llu to %llu", (unsigned long long)k->min,
+			       (unsigned long long)k->max); return buf;
+	case KW_UINT_AUTO:
+	case KW_INT_AUTO: snprintf(buf, len, "`auto` or %llu to %llu", (unsigned long long)k->min,
+				   (unsigned long long)k->max); return buf;
+	case KW_NAME: return "name (letters, digits, `-` `_` `.`)";
+	case KW_STR: return "text";
+	case KW_DURATION: return "duration (`500ms`, `5s`, `2m`, `1h`)";
+	case KW_SIZE: return "size (`512`, `16k`, `1m`)";
+	case KW_ENUM: join_enums(k->enums, list, sizeof(list));
+		snprintf(buf, len, "one of: %s", list); return buf;
+	case KW_ADDR: return "address";
+	case KW_ADDRS: return "address, or list of addresses";
+	case KW_CIDRS: return "network (CIDR), or list of networks";
+	case KW_SECTION: return "section";
+	case KW_LIST: return "list of sections";
+	}
+	return "?";
+}
+
+static void write_table(FILE *out, const struct kw_table *t)
+{
+	fprintf(out, "## `%s`\n\n%s\n\n| key | type | default | description |\n|---|---|---|---|\n",
+		t->path, t->intro);
+	for (size_t i = 0; i < t->n; i++) {
+		const struct kw *k = &t->kw[i];
+		char tb[256];
+		const char *def = k->def_doc ? k->def_doc : k->def;
+		fprintf(out, "| `%s` | %s | %s%s%s | %s |\n", k->name, type_text(k, tb, sizeof(tb)),
+			def && !k->def_doc ? "`" : "", k->required ? "required" : def ? def : "",
+			def && !k->def_doc ? "`" : "", k->doc);
+	}
+	fputc('\n', out);
+	for (size_t i = 0; i < t->n; i++)
+		if (t->kw[i].sub)
+			write_table(out, t->kw[i].sub);
+}
+
+void conf_write_reference(FILE *out)
+{
+	fputs("# Configuration reference\n\n"
+	      "<!-- Generated by `fulcrum config-reference` from the keyword tables in src/conf.c; "
+	      "`make docs` rewrites it and `make test` fails when it is stale. -->\n\n"
+	      "fulcrum reads one YAML file. `fulcrum check -c FILE` validates it and prints every "
+	      "problem as `FILE:LINE:COL: key.path: message`. Unknown keys are errors.\n\n"
+	      "- Durations take a unit: `250ms`, `5s`, `2m`, `1h`.\n"
+	      "- Sizes are bytes, or with a suffix: `16k`, `1m`, `1g` (powers of 1024).\n"
+	      "- Addresses are numeric: `127.0.0.1:8080`, `[::1]:8080`; `:8080` means every IPv4 "
+	      "interface.\n"
+	      "- Listener and pool protocols pair as: tcp -> tcp, ssl -> tcp, udp -> udp, "
+	      "http -> http, https -> http or https. This version serves tcp.\n\n",
+	      out);
+	write_table(out, &root_table);
+}

@@ -1,0 +1,116 @@
+/* Configuration: YAML (libyaml) read through keyword tables into immutable
+ * structs. The tables (conf.c) are the one source of truth for names, types,
+ * bounds, defaults and documentation: validation, defaults and
+ * docs/configuration.md (`fulcrum config-reference`) all read them. */
+#ifndef FULCRUM_CONF_H
+#define FULCRUM_CONF_H
+
+#include "common.h"
+#include "addr.h"
+#include "balancer.h"
+#include "log.h"
+
+#include <stdio.h>
+
+enum proto { PROTO_TCP = 0, PROTO_SSL, PROTO_UDP, PROTO_HTTP, PROTO_HTTPS };
+enum fwd_mode { FWD_AUTO = 0, FWD_BUFFER };
+
+struct conf_loc {
+	int line, col;      /* 1-based; 0 when the value came from a default */
+};
+
+/* An address as written and as parsed. */
+struct conf_addr {
+	char *text;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool wildcard;
+	struct conf_loc loc;
+};
+
+struct conf_server {
+	struct conf_addr addr;       /* addr.text is the server's name */
+	uint64_t weight;
+	bool backup;
+	struct conf_loc loc;
+};
+
+struct conf_pool {
+	char *name;
+	int protocol;                /* enum proto */
+	int algorithm;               /* enum lb_algo */
+	int64_t retries;             /* -1: number of servers - 1 */
+	struct conf_server *servers;
+	size_t nservers;
+	struct conf_loc loc, name_loc, protocol_loc;
+};
+
+struct conf_timeouts {
+	uint64_t connect;
+	uint64_t client_idle;
+	uint64_t server_idle;
+};
+
+struct conf_listener {
+	char *name;
+	int protocol;                /* enum proto */
+	struct conf_addr *binds;
+	size_t nbinds;
+	bool public_;
+	struct cidr_list allow, deny;
+	char *pool_name;
+	struct conf_pool *pool;      /* resolved */
+	uint64_t max_connections;    /* 0: only the global limit */
+	uint64_t backlog;
+	int forwarding;              /* enum fwd_mode */
+	struct conf_timeouts timeouts;
+	struct conf_loc loc, name_loc, bind_loc, pool_loc, protocol_loc;
+};
+
+struct conf_log {
+	int level;                   /* enum log_level */
+	int format;                  /* enum log_format */
+	char *access;
+	char *error;
+};
+
+struct conf_global {
+	uint64_t workers;            /* 0: auto, one per CPU */
+	uint64_t max_connections;    /* 0: auto, from the open-files limit */
+	uint64_t drain_timeout;
+	struct conf_log log;
+};
+
+struct config {
+	char *path;
+	struct conf_global global;
+	struct conf_listener *listeners;
+	size_t nlisteners;
+	struct conf_pool *pools;
+	size_t npools;
+};
+
+/* Problems found while loading, each "FILE:LINE:COL: message". */
+struct conf_errors {
+	char **v;
+	size_t n;
+	char **warn;
+	size_t nwarn;
+};
+
+/* Read and validate `path`. Returns the config, or NULL with every problem
+ * in errs (the caller frees errs with conf_errors_free). The config is owned
+ * by the caller and freed with conf_free. */
+struct config *conf_load(const char *path, struct conf_errors *errs);
+/* The same from a string (path is used in messages only). */
+struct config *conf_load_string(const char *text, size_t len, const char *path,
+				struct conf_errors *errs);
+void conf_free(struct config *cfg);
+void conf_errors_free(struct conf_errors *errs);
+
+/* Write the configuration reference (Markdown) generated from the tables. */
+void conf_write_reference(FILE *out);
+
+const char *conf_proto_name(int proto);
+
+#endif

@@ -1,0 +1,129 @@
+#include "runtime.h"
+#include "log.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+uint32_t gen_cpu_count(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (uint32_t)CPU_COUNT(&set);
+	return 1;
+}
+
+static uint64_t auto_max_connections(void)
+{
+	struct rlimit rl;
+	uint64_t nofile = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		nofile = rl.rlim_cur;
+	/* client socket + backend socket + up to two pipes (four fds) in the
+	 * worst case, after keeping a reserve for listeners and logs. */
+	return nofile > 256 ? (nofile - 128) / 4 : 32;
+}
+
+struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
+{
+	struct gen *g = xcalloc(1, sizeof(*g));
+	uint32_t *nservers;
+
+	g->cfg = cfg;
+	g->nworkers = nworkers;
+	g->max_connections = cfg->global.max_connections ? cfg->global.max_connections
+							 : auto_max_connections();
+	g->npools = cfg->npools;
+	g->pools = xcalloc(g->npools, sizeof(*g->pools));
+	nservers = xcalloc(g->npools, sizeof(*nservers));
+	for (size_t i = 0; i < g->npools; i++) {
+		struct pool_rt *p = &g->pools[i];
+		const struct conf_pool *cp = &cfg->pools[i];
+		p->conf = cp;
+		p->index = (uint32_t)i;
+		p->lb.name = cp->name;
+		p->lb.nservers = (uint32_t)cp->nservers;
+		p->lb.servers = xcalloc(cp->nservers, sizeof(struct lb_server));
+		nservers[i] = (uint32_t)cp->nservers;
+		for (size_t s = 0; s < cp->nservers; s++) {
+			struct lb_server *ls = &p->lb.servers[s];
+			ls->index = (uint32_t)s;
+			ls->backup = cp->servers[s].backup;
+			atomic_init(&ls->weight, (uint32_t)cp->servers[s].weight);
+			atomic_init(&ls->state, SRV_UP);
+			atomic_init(&ls->active, 0);
+			ls->addr = cp->servers[s].addr.ss;
+			ls->addrlen = cp->servers[s].addr.len;
+			ls->name = cp->servers[s].addr.text;
+		}
+		if (lb_pool_init(&p->lb, (enum lb_algo)cp->algorithm) < 0) {
+			*why = "cannot build the balancer state of a pool";
+			free(nservers);
+			gen_free(g);
+			return NULL;
+		}
+	}
+	g->nlisteners = cfg->nlisteners;
+	g->listeners = xcalloc(g->nlisteners, sizeof(*g->listeners));
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		struct listener_rt *l = &g->listeners[i];
+		l->conf = &cfg->listeners[i];
+		l->index = (uint32_t)i;
+		l->pool = &g->pools[l->conf->pool - cfg->pools];
+		l->splice = l->conf->forwarding == FWD_AUTO;
+	}
+	g->stats = xcalloc(nworkers, sizeof(*g->stats));
+	for (uint32_t w = 0; w < nworkers; w++)
+		g->stats[w] = stats_new(g->nlisteners, g->npools, nservers);
+	free(nservers);
+	return g;
+}
+
+void gen_free(struct gen *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->npools; i++) {
+		if (g->pools[i].lb.ops)
+			lb_pool_destroy(&g->pools[i].lb);
+		free(g->pools[i].lb.servers);
+	}
+	free(g->pools);
+	free(g->listeners);
+	if (g->stats)
+		for (uint32_t w = 0; w < g->nworkers; w++)
+			stats_free(g->stats[w]);
+	free(g->stats);
+	conf_free(g->cfg);
+	free(g);
+}
+
+void gen_log_counters(struct gen *g)
+{
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		uint64_t c[sizeof(struct ctr_listener) / sizeof(counter_t)];
+		stats_sum(c, g->stats, g->nworkers, sizeof(struct ctr_listener), stats_pick_listener, i, 0);
+		log_info("counters listener=%s accepted=%llu active=%llu refused_acl=%llu no_server=%llu "
+			 "bytes_in=%llu bytes_out=%llu", g->listeners[i].conf->name,
+			 (unsigned long long)c[0], (unsigned long long)c[1], (unsigned long long)c[2],
+			 (unsigned long long)c[3], (unsigned long long)c[4], (unsigned long long)c[5]);
+	}
+	for (size_t i = 0; i < g->npools; i++) {
+		uint64_t c[sizeof(struct ctr_pool) / sizeof(counter_t)];
+		stats_sum(c, g->stats, g->nworkers, sizeof(struct ctr_pool), stats_pick_pool, i, 0);
+		log_info("counters pool=%s streams=%llu connect_fail=%llu no_server=%llu bytes_in=%llu "
+			 "bytes_out=%llu", g->pools[i].conf->name, (unsigned long long)c[0],
+			 (unsigned long long)c[1], (unsigned long long)c[2], (unsigned long long)c[3],
+			 (unsigned long long)c[4]);
+		for (size_t s = 0; s < g->pools[i].lb.nservers; s++) {
+			uint64_t d[sizeof(struct ctr_server) / sizeof(counter_t)];
+			stats_sum(d, g->stats, g->nworkers, sizeof(struct ctr_server), stats_pick_server, i, s);
+			log_info("counters pool=%s server=%s streams=%llu active=%llu connect_fail=%llu "
+				 "bytes_in=%llu bytes_out=%llu", g->pools[i].conf->name,
+				 g->pools[i].lb.servers[s].name, (unsigned long long)d[0],
+				 (unsigned long long)d[1], (unsigned long long)d[2],
+				 (unsigned long long)d[3], (unsigned long long)d[4]);
+		}
+	}
+}

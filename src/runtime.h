@@ -1,0 +1,50 @@
+/* A generation: one loaded config turned into what the workers run with
+ * (pools with their balancer state, listeners with their limits, counters).
+ * Immutable once built, except for the atomic fields. */
+#ifndef FULCRUM_RUNTIME_H
+#define FULCRUM_RUNTIME_H
+
+#include "common.h"
+#include "balancer.h"
+#include "conf.h"
+#include "stats.h"
+
+struct pool_rt {
+	const struct conf_pool *conf;
+	struct lb_pool lb;
+	uint32_t index;
+};
+
+struct listener_rt {
+	const struct conf_listener *conf;
+	struct pool_rt *pool;
+	uint32_t index;
+	_Atomic uint64_t active;          /* open connections, all workers */
+	bool splice;                      /* forwarding path */
+};
+
+struct gen {
+	struct config *cfg;
+	struct pool_rt *pools;
+	size_t npools;
+	struct listener_rt *listeners;
+	size_t nlisteners;
+	uint32_t nworkers;
+	uint64_t max_connections;          /* resolved global limit */
+	_Atomic uint64_t active;           /* open connections, all listeners */
+	_Atomic uint32_t npaused;          /* listener sockets paused by a limit */
+	struct stats **stats;              /* [nworkers] */
+};
+
+/* Build a generation from a loaded config (takes ownership of cfg).
+ * Returns NULL with a message in *why on failure. */
+struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why);
+void gen_free(struct gen *g);
+
+/* Resolve `workers: auto` to the CPUs this process may run on. */
+uint32_t gen_cpu_count(void);
+
+/* Log every listener's, pool's and server's counters at info level. */
+void gen_log_counters(struct gen *g);
+
+#endif

@@ -1,0 +1,57 @@
+#include "stats.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct stats *stats_new(size_t nlisteners, size_t npools, const uint32_t *nservers)
+{
+	struct stats *s = xcalloc(1, sizeof(*s));
+	s->listeners = xcalloc(nlisteners, sizeof(*s->listeners));
+	s->pools = xcalloc(npools, sizeof(*s->pools));
+	s->servers = xcalloc(npools, sizeof(*s->servers));
+	s->npools = npools;
+	for (size_t i = 0; i < npools; i++)
+		s->servers[i] = xcalloc(nservers[i], sizeof(**s->servers));
+	return s;
+}
+
+void stats_free(struct stats *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->npools; i++)
+		free(s->servers[i]);
+	free(s->servers);
+	free(s->pools);
+	free(s->listeners);
+	free(s);
+}
+
+void *stats_pick_listener(struct stats *s, size_t i, size_t unused)
+{
+	return &s->listeners[i];
+}
+
+void *stats_pick_pool(struct stats *s, size_t i, size_t unused)
+{
+	return &s->pools[i];
+}
+
+void *stats_pick_server(struct stats *s, size_t pool, size_t server)
+{
+	return &s->servers[pool][server];
+}
+
+void stats_sum(void *out, struct stats *const *sets, size_t n,
+	       size_t size, void *(*pick)(struct stats *s, size_t a, size_t b), size_t a, size_t b)
+{
+	/* Every counter struct is an array of counter_t, so one loop sums any. */
+	uint64_t *o = out;
+	size_t k = size / sizeof(counter_t);
+	memset(out, 0, k * sizeof(uint64_t));
+	for (size_t w = 0; w < n; w++) {
+		counter_t *c = pick(sets[w], a, b);
+		for (size_t j = 0; j < k; j++)
+			o[j] += ctr_get(&c[j]);
+	}
+}

@@ -1,0 +1,52 @@
+/* Counters. Each worker owns one set and is its only writer; readers (the
+ * shutdown summary now, metrics and the admin API later) sum all workers. */
+#ifndef FULCRUM_STATS_H
+#define FULCRUM_STATS_H
+
+#include "common.h"
+
+struct ctr_listener {
+	counter_t accepted;       /* connections accepted (including refused ones) */
+	counter_t active;         /* open now */
+	counter_t refused_acl;    /* closed by allow/deny before any backend work */
+	counter_t no_server;      /* closed because no server could be reached */
+	counter_t bytes_in;       /* client -> backend */
+	counter_t bytes_out;      /* backend -> client */
+};
+
+struct ctr_pool {
+	counter_t streams;        /* streams that reached a server */
+	counter_t connect_fail;
+	counter_t no_server;
+	counter_t bytes_in;
+	counter_t bytes_out;
+};
+
+struct ctr_server {
+	counter_t streams;        /* streams established to this server */
+	counter_t active;
+	counter_t connect_fail;
+	counter_t bytes_in;
+	counter_t bytes_out;
+};
+
+/* One worker's counters for one generation. */
+struct stats {
+	struct ctr_listener *listeners;   /* [nlisteners] */
+	struct ctr_pool *pools;           /* [npools] */
+	struct ctr_server **servers;      /* [npools][nservers of that pool] */
+	size_t npools;
+};
+
+/* Allocate zeroed counters; nservers[i] is pool i's server count. */
+struct stats *stats_new(size_t nlisteners, size_t npools, const uint32_t *nservers);
+void stats_free(struct stats *s);
+
+/* Sum one object's counters over n worker sets (counter_t fields only). */
+void stats_sum(void *out, struct stats *const *sets, size_t n,
+	       size_t size, void *(*pick)(struct stats *s, size_t a, size_t b), size_t a, size_t b);
+void *stats_pick_listener(struct stats *s, size_t i, size_t unused);
+void *stats_pick_pool(struct stats *s, size_t i, size_t unused);
+void *stats_pick_server(struct stats *s, size_t pool, size_t server);
+
+#endif

@@ -1,0 +1,549 @@
+/* Stream engine for L4 passthrough.
+ *
+ * Edge-triggered I/O: each socket keeps "can read" and "can write" flags set
+ * by epoll events and cleared when a syscall says EAGAIN, so the engine only
+ * makes syscalls that can make progress. Each direction moves bytes either
+ * through a pipe with splice() (both ends plain TCP, zero copy) or through a
+ * 16 KiB buffer; either is borrowed from the worker only while bytes are in
+ * flight. A direction gets a byte budget per turn so one fast transfer cannot
+ * starve the worker's other streams: a stream that used its budget goes on
+ * the worker's "again" list and continues after the next epoll turn. */
+#include "stream.h"
+#include "addr.h"
+#include "log.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TURN_BUDGET (1024 * 1024)
+
+enum { ST_CONNECTING, ST_OPEN, ST_CLOSED };
+
+struct side {
+	struct loop_io io;
+	bool can_read, can_write;
+	bool eof;        /* the peer sent FIN */
+	bool shut;       /* we sent FIN */
+	bool active;     /* bytes moved this turn (for its idle timer) */
+};
+
+struct dir {
+	struct buf *buf;
+	struct fpipe *pipe;
+	uint64_t bytes;  /* delivered to the destination */
+	bool done;       /* source ended and everything was delivered */
+};
+
+struct stream {
+	struct worker *w;
+	struct listener_rt *l;
+	struct pool_rt *pool;
+	struct lb_server *srv;
+	struct side cli, be;
+	struct dir up, down;             /* up: client -> server */
+	struct loop_timer t_cli, t_be;
+	struct sockaddr_storage peer;
+	uint64_t tried_inline;
+	uint64_t *tried;
+	uint32_t tries;
+	uint64_t start_ms;
+	uint64_t start_wall_ms;
+	int state;
+	bool in_again;
+	struct stream *prev, *next;      /* worker->streams */
+	struct stream *again_next;       /* worker again list */
+};
+
+static void stream_close(struct stream *s, const char *cause);
+static void connect_next(struct stream *s);
+static void pump(struct stream *s);
+
+static void noop_event(struct loop *l, struct loop_io *io, uint32_t ev)
+{
+}
+
+static struct ctr_server *srv_ctr(struct stream *s)
+{
+	return &s->w->stats->servers[s->pool->index][s->srv->index];
+}
+
+static void note_ready(struct side *sd, uint32_t ev)
+{
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		sd->can_read = true;
+	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		sd->can_write = true;
+}
+
+static void on_client(struct loop *l, struct loop_io *io, uint32_t ev)
+{
+	struct stream *s = container_of(io, struct stream, cli.io);
+	note_ready(&s->cli, ev);
+	if (s->state == ST_OPEN)
+		pump(s);
+	else if ((ev & EPOLLERR) && s->state == ST_CONNECTING)
+		stream_close(s, "client_reset");
+}
+
+static void on_connected(struct stream *s)
+{
+	s->state = ST_OPEN;
+	loop_timer_set(s->w->loop, &s->t_be, s->l->conf->timeouts.server_idle);
+	ctr_add(&srv_ctr(s)->streams, 1);
+	ctr_add(&s->w->stats->pools[s->pool->index].streams, 1);
+	pump(s);
+}
+
+static void connect_failed(struct stream *s, int err)
+{
+	char peer[ADDR_STRLEN];
+	struct worker *w = s->w;
+	uint32_t n = s->pool->lb.nservers;
+
+	log_warn("listener %s: client %s: connect to server %s of pool %s failed: %s (try %u of %llu)",
+		 s->l->conf->name, addr_format((struct sockaddr *)&s->peer, peer, sizeof(peer)),
+		 s->srv->name, s->pool->conf->name, err == ETIMEDOUT ? "timed out" : strerror(err),
+		 s->tries, (unsigned long long)s->pool->conf->retries + 1);
+	ctr_add(&srv_ctr(s)->connect_fail, 1);
+	ctr_add(&w->stats->pools[s->pool->index].connect_fail, 1);
+	atomic_fetch_sub_explicit(&s->srv->active, 1, memory_order_relaxed);
+	ctr_sub(&srv_ctr(s)->active, 1);
+	if (s->be.io.fd >= 0)
+		close(s->be.io.fd);
+	s->be = (struct side){ .io = { .fd = -1 } };
+	if (!s->tried) {
+		s->tried = n <= 64 ? &s->tried_inline : xcalloc((n + 63) / 64, sizeof(uint64_t));
+	}
+	s->tried[s->srv->index / 64] |= 1ULL << (s->srv->index % 64);
+	s->srv = NULL;
+	if (s->tries > (uint64_t)s->pool->conf->retries) {
+		stream_close(s, "connect_failed");
+		return;
+	}
+	connect_next(s);
+}
+
+static void on_backend(struct loop *l, struct loop_io *io, uint32_t ev)
+{
+	struct stream *s = container_of(io, struct stream, be.io);
+	note_ready(&s->be, ev);
+	if (s->state == ST_OPEN) {
+		pump(s);
+	} else if (s->state == ST_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err)
+			connect_failed(s, err);
+		else
+			on_connected(s);
+	}
+}
+
+static void on_cli_timer(struct loop *l, struct loop_timer *t)
+{
+	stream_close(container_of(t, struct stream, t_cli), "client_idle_timeout");
+}
+
+static void on_be_timer(struct loop *l, struct loop_timer *t)
+{
+	struct stream *s = container_of(t, struct stream, t_be);
+	if (s->state == ST_CONNECTING)
+		connect_failed(s, ETIMEDOUT);
+	else
+		stream_close(s, "server_idle_timeout");
+}
+
+static void set_nodelay(int fd)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static void connect_next(struct stream *s)
+{
+	struct worker *w = s->w;
+	uint8_t key[16];
+	struct lb_ctx ctx = { .tried = s->tried, .rng = &w->rng };
+	struct lb_server *srv;
+	int fd, rc;
+
+	ctx.keylen = addr_key((struct sockaddr *)&s->peer, key);
+	ctx.key = key;
+	srv = lb_pick(&s->pool->lb, w->lbstate[s->pool->index], &ctx);
+	if (!srv) {
+		ctr_add(&w->stats->pools[s->pool->index].no_server, 1);
+		ctr_add(&w->stats->listeners[s->l->index].no_server, 1);
+		if (s->tries == 0)
+			log_warn("listener %s: pool %s has no usable server", s->l->conf->name,
+				 s->pool->conf->name);
+		stream_close(s, s->tries ? "connect_failed" : "no_server");
+		return;
+	}
+	s->srv = srv;
+	s->tries++;
+	atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
+	ctr_add(&srv_ctr(s)->active, 1);
+	fd = socket(srv->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		/* Counted as a failed try, so the stream cannot spin. */
+		connect_failed(s, errno);
+		return;
+	}
+	set_nodelay(fd);
+	s->be.io.fd = fd;
+	s->be.io.fn = on_backend;
+	rc = connect(fd, (struct sockaddr *)&srv->addr, srv->addrlen);
+	if (rc < 0 && errno != EINPROGRESS) {
+		connect_failed(s, errno);
+		return;
+	}
+	if (loop_add(w->loop, &s->be.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+		connect_failed(s, errno);
+		return;
+	}
+	if (rc == 0) {
+		s->be.can_write = true;
+		on_connected(s);
+		return;
+	}
+	loop_timer_set(w->loop, &s->t_be, s->l->conf->timeouts.connect);
+}
+
+void stream_accept(struct worker *w, struct listener_rt *l, int fd,
+		   const struct sockaddr_storage *peer)
+{
+	struct stream *s = xcalloc(1, sizeof(*s));
+	s->w = w;
+	s->l = l;
+	s->pool = l->pool;
+	s->peer = *peer;
+	s->start_ms = loop_now(w->loop);
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		s->start_wall_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	}
+	s->cli.io.fd = fd;
+	s->cli.io.fn = on_client;
+	s->be.io.fd = -1;
+	s->t_cli.fn = on_cli_timer;
+	s->t_be.fn = on_be_timer;
+	s->state = ST_CONNECTING;
+	s->next = w->streams;
+	if (w->streams)
+		w->streams->prev = s;
+	w->streams = s;
+	w->nstreams++;
+	ctr_add(&w->stats->listeners[l->index].active, 1);
+	set_nodelay(fd);
+	if (loop_add(w->loop, &s->cli.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+		stream_close(s, "error");
+		return;
+	}
+	loop_timer_set(w->loop, &s->t_cli, l->conf->timeouts.client_idle);
+	connect_next(s);
+}
+
+/* ---- moving bytes ------------------------------------------------------ */
+
+enum move_rc { MOVE_IDLE = 0, MOVE_PROGRESS = 1, MOVE_BUDGET = 2, MOVE_FAIL = -1 };
+
+static const char *err_cause(const struct stream *s, const struct side *sd)
+{
+	return sd == &s->cli ? "client_reset" : "server_reset";
+}
+
+static void finish_dir(struct stream *s, struct dir *d, struct side *dst)
+{
+	if (!dst->shut) {
+		shutdown(dst->io.fd, SHUT_WR);
+		dst->shut = true;
+	}
+	d->done = true;
+}
+
+static int move_buffer(struct stream *s, struct side *src, struct side *dst, struct dir *d)
+{
+	struct buf_pool *bp = &s->w->bufs;
+	size_t budget = TURN_BUDGET;
+	int rc = MOVE_IDLE;
+	ssize_t n;
+
+	while (!d->done) {
+		if (d->buf && buf_len(d->buf)) {
+			if (!dst->can_write)
+				break;
+			n = send(dst->io.fd, d->buf->data + d->buf->head, buf_len(d->buf), MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EAGAIN) {
+					dst->can_write = false;
+					break;
+				}
+				if (errno == EINTR)
+					continue;
+				stream_close(s, err_cause(s, dst));
+				return MOVE_FAIL;
+			}
+			d->buf->head += (uint32_t)n;
+			d->bytes += (uint64_t)n;
+			dst->active = true;
+			rc = MOVE_PROGRESS;
+			if (buf_len(d->buf) == 0)
+				d->buf->head = d->buf->tail = 0;
+			continue;
+		}
+		if (src->eof) {
+			finish_dir(s, d, dst);
+			break;
+		}
+		if (!src->can_read)
+			break;
+		if (budget == 0)
+			return MOVE_BUDGET;
+		if (!d->buf)
+			d->buf = buf_get(bp);
+		n = recv(src->io.fd, d->buf->data + d->buf->tail, buf_room(d->buf), 0);
+		if (n > 0) {
+			d->buf->tail += (uint32_t)n;
+			budget = (size_t)n > budget ? 0 : budget - (size_t)n;
+			src->active = true;
+			rc = MOVE_PROGRESS;
+		} else if (n == 0) {
+			src->eof = true;
+		} else if (errno == EAGAIN) {
+			src->can_read = false;
+		} else if (errno != EINTR) {
+			stream_close(s, err_cause(s, src));
+			return MOVE_FAIL;
+		}
+	}
+	if (d->buf && buf_len(d->buf) == 0) {
+		buf_put(bp, d->buf);
+		d->buf = NULL;
+	}
+	return rc;
+}
+
+static int move_splice(struct stream *s, struct side *src, struct side *dst, struct dir *d)
+{
+	struct buf_pool *bp = &s->w->bufs;
+	size_t budget = TURN_BUDGET;
+	int rc = MOVE_IDLE, perr = 0;
+	ssize_t n;
+
+	while (!d->done) {
+		if (d->pipe && d->pipe->fill) {
+			if (!dst->can_write)
+				break;
+			n = splice(d->pipe->rd, NULL, dst->io.fd, NULL, d->pipe->fill,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n < 0) {
+				if (errno == EAGAIN) {
+					dst->can_write = false;
+					break;
+				}
+				if (errno == EINTR)
+					continue;
+				stream_close(s, err_cause(s, dst));
+				return MOVE_FAIL;
+			}
+			d->pipe->fill -= (uint32_t)n;
+			d->bytes += (uint64_t)n;
+			dst->active = true;
+			rc = MOVE_PROGRESS;
+			continue;
+		}
+		if (src->eof) {
+			finish_dir(s, d, dst);
+			break;
+		}
+		if (!src->can_read)
+			break;
+		if (budget == 0)
+			return MOVE_BUDGET;
+		if (!d->pipe && !(d->pipe = pipe_get(bp, &perr))) {
+			static _Atomic uint64_t last;
+			if (log_ratelimit(&last, 1000))
+				log_error("cannot create a pipe for splice: %s; closing the connection",
+					  strerror(-perr));
+			stream_close(s, "resource_limit");
+			return MOVE_FAIL;
+		}
+		/* The pipe is empty here, so EAGAIN can only mean the socket is. */
+		n = splice(src->io.fd, NULL, d->pipe->wr, NULL, d->pipe->cap,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			d->pipe->fill += (uint32_t)n;
+			budget = (size_t)n > budget ? 0 : budget - (size_t)n;
+			src->active = true;
+			rc = MOVE_PROGRESS;
+		} else if (n == 0) {
+			src->eof = true;
+		} else if (errno == EAGAIN) {
+			src->can_read = false;
+		} else if (errno != EINTR) {
+			stream_close(s, err_cause(s, src));
+			return MOVE_FAIL;
+		}
+	}
+	if (d->pipe && d->pipe->fill == 0) {
+		pipe_put(bp, d->pipe);
+		d->pipe = NULL;
+	}
+	return rc;
+}
+
+static void pump(struct stream *s)
+{
+	int (*move)(struct stream *, struct side *, struct side *, struct dir *) =
+		s->l->splice ? move_splice : move_buffer;
+	int up, down;
+	struct worker *w = s->w;
+
+	up = move(s, &s->cli, &s->be, &s->up);
+	if (up == MOVE_FAIL)
+		return;
+	down = move(s, &s->be, &s->cli, &s->down);
+	if (down == MOVE_FAIL)
+		return;
+	if (s->up.done && s->down.done) {
+		stream_close(s, "closed");
+		return;
+	}
+	if (s->cli.active) {
+		s->cli.active = false;
+		loop_timer_set(w->loop, &s->t_cli, s->l->conf->timeouts.client_idle);
+	}
+	if (s->be.active) {
+		s->be.active = false;
+		loop_timer_set(w->loop, &s->t_be, s->l->conf->timeouts.server_idle);
+	}
+	if ((up == MOVE_BUDGET || down == MOVE_BUDGET) && !s->in_again) {
+		s->in_again = true;
+		s->again_next = w->again;
+		w->again = s;
+	}
+}
+
+void stream_run_again(struct worker *w)
+{
+	struct stream *list = w->again;
+	w->again = NULL;
+	while (list) {
+		struct stream *s = list;
+		list = s->again_next;
+		s->in_again = false;
+		if (s->state == ST_OPEN)
+			pump(s);
+	}
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+static void release_dir(struct buf_pool *bp, struct dir *d)
+{
+	if (d->buf)
+		buf_put(bp, d->buf);
+	if (d->pipe)
+		pipe_put(bp, d->pipe);
+	d->buf = NULL;
+	d->pipe = NULL;
+}
+
+static void stream_close(struct stream *s, const char *cause)
+{
+	struct worker *w = s->w;
+	struct access_rec rec;
+	struct ctr_listener *cl = &w->stats->listeners[s->l->index];
+
+	if (s->state == ST_CLOSED)
+		return;
+	loop_timer_stop(w->loop, &s->t_cli);
+	loop_timer_stop(w->loop, &s->t_be);
+	/* Closing a descriptor removes it from epoll; events already fetched in
+	 * this turn land on noop_event, and the memory lives until stream_reap. */
+	s->cli.io.fn = noop_event;
+	s->be.io.fn = noop_event;
+	close(s->cli.io.fd);
+	if (s->be.io.fd >= 0)
+		close(s->be.io.fd);
+	release_dir(&w->bufs, &s->up);
+	release_dir(&w->bufs, &s->down);
+
+	ctr_add(&cl->bytes_in, s->up.bytes);
+	ctr_add(&cl->bytes_out, s->down.bytes);
+	ctr_sub(&cl->active, 1);
+	if (s->srv) {
+		struct ctr_pool *cp = &w->stats->pools[s->pool->index];
+		ctr_add(&srv_ctr(s)->bytes_in, s->up.bytes);
+		ctr_add(&srv_ctr(s)->bytes_out, s->down.bytes);
+		ctr_sub(&srv_ctr(s)->active, 1);
+		ctr_add(&cp->bytes_in, s->up.bytes);
+		ctr_add(&cp->bytes_out, s->down.bytes);
+		atomic_fetch_sub_explicit(&s->srv->active, 1, memory_order_relaxed);
+	}
+	rec = (struct access_rec){
+		.client = (struct sockaddr *)&s->peer,
+		.listener = s->l->conf->name,
+		.server = s->srv ? s->srv->name : NULL,
+		.bytes_in = s->up.bytes,
+		.bytes_out = s->down.bytes,
+		.start_ms = s->start_wall_ms,
+		.duration_ms = loop_now(w->loop) - s->start_ms,
+		.cause = cause,
+		.retries = s->tries > 1 ? s->tries - 1 : 0,
+	};
+	log_access(&rec);
+
+	s->state = ST_CLOSED;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->nstreams--;
+	s->next = w->dead;
+	w->dead = s;
+
+	/* Sequentially consistent, paired with pause_listener's count: either
+	 * this side sees the pause, or the pausing side sees the free slot. */
+	atomic_fetch_sub(&s->l->active, 1);
+	atomic_fetch_sub(&w->gen->active, 1);
+	worker_slot_freed(w);
+}
+
+void stream_close_all(struct worker *w, const char *cause)
+{
+	while (w->streams)
+		stream_close(w->streams, cause);
+}
+
+void stream_reap(struct worker *w)
+{
+	struct stream **pp = &w->again;
+	/* A closed stream may still sit on the again list: unlink it first. */
+	while (*pp) {
+		if ((*pp)->state == ST_CLOSED) {
+			(*pp)->in_again = false;
+			*pp = (*pp)->again_next;
+		} else {
+			pp = &(*pp)->again_next;
+		}
+	}
+	while (w->dead) {
+		struct stream *s = w->dead;
+		w->dead = s->next;
+		if (s->tried && s->tried != &s->tried_inline)
+			free(s->tried);
+		free(s);
+	}
+}

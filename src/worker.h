@@ -1,0 +1,63 @@
+/* Workers: one thread each, with its own event loop, its own listening
+ * socket per bind address (SO_REUSEPORT), its own buffers, pipes, balancer
+ * state and counters. A connection lives its whole life on one worker. */
+#ifndef FULCRUM_WORKER_H
+#define FULCRUM_WORKER_H
+
+#include "common.h"
+#include "buf.h"
+#include "loop.h"
+#include "runtime.h"
+
+#include <pthread.h>
+
+struct worker;
+struct stream;
+
+/* One listening socket of one worker. */
+struct wlistener {
+	struct loop_io io;
+	struct worker *w;
+	struct listener_rt *l;
+	const struct conf_addr *bind;
+	bool paused;              /* out of epoll because of a limit or EMFILE */
+};
+
+struct worker {
+	uint32_t id;
+	pthread_t thread;
+	struct loop *loop;
+	struct gen *gen;
+	struct stats *stats;
+	struct wlistener *ls;
+	size_t nls;
+	void **lbstate;           /* [npools] per-worker balancer state */
+	uint64_t rng;
+	struct buf_pool bufs;
+	struct stream *streams;   /* open streams (doubly linked) */
+	size_t nstreams;
+	struct stream *dead;      /* closed this turn, freed after it */
+	struct stream *again;     /* used their byte budget: continue next turn */
+	size_t npaused;
+	struct loop_timer resume_timer;
+	_Atomic int stop;         /* 1: drain, 2: close everything now */
+	bool draining;
+};
+
+/* Create the listening sockets of every worker for every bind address of
+ * gen, before any thread starts, so that a bind error stops startup with a
+ * message naming the listener and address (written to *msg, malloc'd).
+ * Returns the workers array or NULL. */
+struct worker *workers_create(struct gen *gen, char **msg);
+/* Start the threads. Returns 0 or -errno. */
+int workers_start(struct worker *ws, uint32_t n);
+/* Ask every worker to stop: level 1 drains, level 2 closes everything. */
+void workers_stop(struct worker *ws, uint32_t n, int level);
+/* Open streams over all workers (read from another thread: approximate). */
+size_t workers_active(struct worker *ws, uint32_t n);
+void workers_join_free(struct worker *ws, uint32_t n);
+
+/* Called by the stream engine when a connection slot frees up. */
+void worker_slot_freed(struct worker *w);
+
+#endif
