@@ -200,7 +200,8 @@ static const struct kw root_kw[] = {
 	  true, 0, 0, NULL, &pool_table, "See `pools[]`." },
 };
 static const struct kw_table root_table = {
-	"", "Top level.", root_kw, ARRAY_LEN(root_kw), 0, 0,
+	"", "A config file is a mapping with these sections. A complete example: "
+	"[examples/quickstart.yaml](../examples/quickstart.yaml).", root_kw, ARRAY_LEN(root_kw), 0, 0,
 };
 
 /* ---- error collection -------------------------------------------------- */
@@ -893,8 +894,11 @@ static const char *type_text(const struct kw *k, char *buf, size_t len)
 
 static void write_table(FILE *out, const struct kw_table *t)
 {
-	fprintf(out, "## `%s`\n\n%s\n\n| key | type | default | description |\n|---|---|---|---|\n",
-		t->path, t->intro);
+	if (*t->path)
+		fprintf(out, "## `%s`\n\n", t->path);
+	else
+		fputs("## Top level\n\n", out);
+	fprintf(out, "%s\n\n| key | type | default | description |\n|---|---|---|---|\n", t->intro);
 	for (size_t i = 0; i < t->n; i++) {
 		const struct kw *k = &t->kw[i];
 		char tb[256];
