@@ -31,6 +31,7 @@ struct side {
 	bool eof;        /* the peer sent FIN */
 	bool shut;       /* we sent FIN */
 	bool active;     /* bytes moved this turn (for its idle timer) */
+	bool failed;     /* reset or write error: no more writes */
 };
 
 struct dir {
@@ -55,6 +56,7 @@ struct stream {
 	uint64_t start_ms;
 	uint64_t start_wall_ms;
 	int state;
+	const char *cause;               /* first abnormal event, if any */
 	bool in_again;
 	struct stream *prev, *next;      /* worker->streams */
 	struct stream *again_next;       /* worker again list */
@@ -261,9 +263,28 @@ static const char *err_cause(const struct stream *s, const struct side *sd)
 	return sd == &s->cli ? "client_reset" : "server_reset";
 }
 
+static void release_dir(struct buf_pool *bp, struct dir *d);
+
+/* Side x failed (reset, or a write error): it is dead both ways. Bytes
+ * waiting for it are dropped; what it sent before failing is still
+ * delivered to the other side, then the stream closes. */
+static void fail_side(struct stream *s, struct side *x)
+{
+	struct dir *into = x == &s->cli ? &s->down : &s->up;
+	if (!s->cause)
+		s->cause = err_cause(s, x);
+	release_dir(&s->w->bufs, into);
+	into->done = true;
+	x->shut = true;
+	x->can_write = false;
+	/* Read what it sent before the error, then see the error as the end. */
+	x->can_read = true;
+	x->failed = true;
+}
+
 static void finish_dir(struct stream *s, struct dir *d, struct side *dst)
 {
-	if (!dst->shut) {
+	if (!dst->shut && !dst->failed) {
 		shutdown(dst->io.fd, SHUT_WR);
 		dst->shut = true;
 	}
@@ -289,8 +310,8 @@ static int move_buffer(struct stream *s, struct side *src, struct side *dst, str
 				}
 				if (errno == EINTR)
 					continue;
-				stream_close(s, err_cause(s, dst));
-				return MOVE_FAIL;
+				fail_side(s, dst);
+				return MOVE_PROGRESS;
 			}
 			d->buf->head += (uint32_t)n;
 			d->bytes += (uint64_t)n;
@@ -321,8 +342,8 @@ static int move_buffer(struct stream *s, struct side *src, struct side *dst, str
 		} else if (errno == EAGAIN) {
 			src->can_read = false;
 		} else if (errno != EINTR) {
-			stream_close(s, err_cause(s, src));
-			return MOVE_FAIL;
+			fail_side(s, src);
+			src->eof = true;
 		}
 	}
 	if (d->buf && buf_len(d->buf) == 0) {
@@ -352,8 +373,8 @@ static int move_splice(struct stream *s, struct side *src, struct side *dst, str
 				}
 				if (errno == EINTR)
 					continue;
-				stream_close(s, err_cause(s, dst));
-				return MOVE_FAIL;
+				fail_side(s, dst);
+				return MOVE_PROGRESS;
 			}
 			d->pipe->fill -= (uint32_t)n;
 			d->bytes += (uint64_t)n;
@@ -390,8 +411,8 @@ static int move_splice(struct stream *s, struct side *src, struct side *dst, str
 		} else if (errno == EAGAIN) {
 			src->can_read = false;
 		} else if (errno != EINTR) {
-			stream_close(s, err_cause(s, src));
-			return MOVE_FAIL;
+			fail_side(s, src);
+			src->eof = true;
 		}
 	}
 	if (d->pipe && d->pipe->fill == 0) {
@@ -414,8 +435,14 @@ static void pump(struct stream *s)
 	down = move(s, &s->be, &s->cli, &s->down);
 	if (down == MOVE_FAIL)
 		return;
+	/* A side that failed while the second direction moved ends the first
+	 * direction too; the first may have bytes of the failed side to pass on. */
+	if (s->cli.failed && !s->up.done)
+		up = move(s, &s->cli, &s->be, &s->up);
+	if (up == MOVE_FAIL)
+		return;
 	if (s->up.done && s->down.done) {
-		stream_close(s, "closed");
+		stream_close(s, s->cause ? s->cause : "closed");
 		return;
 	}
 	if (s->cli.active) {
