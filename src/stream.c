@@ -32,6 +32,7 @@ struct side {
 	bool shut;       /* we sent FIN */
 	bool active;     /* bytes moved this turn (for its idle timer) */
 	bool failed;     /* reset or write error: no more writes */
+	bool hup;        /* epoll reported the peer's FIN or an error */
 };
 
 struct dir {
@@ -39,6 +40,7 @@ struct dir {
 	struct fpipe *pipe;
 	uint64_t bytes;  /* delivered to the destination */
 	bool done;       /* source ended and everything was delivered */
+	bool bulk;       /* a read filled a whole buffer: splice from now on */
 };
 
 struct stream {
@@ -79,6 +81,8 @@ static void note_ready(struct side *sd, uint32_t ev)
 {
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		sd->can_read = true;
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		sd->hup = true;
 	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		sd->can_write = true;
 }
@@ -291,10 +295,12 @@ static void finish_dir(struct stream *s, struct dir *d, struct side *dst)
 	d->done = true;
 }
 
+static int move_splice(struct stream *s, struct side *src, struct side *dst, struct dir *d);
+
 static int move_buffer(struct stream *s, struct side *src, struct side *dst, struct dir *d)
 {
 	struct buf_pool *bp = &s->w->bufs;
-	size_t budget = TURN_BUDGET;
+	size_t budget = TURN_BUDGET, want;
 	int rc = MOVE_IDLE;
 	ssize_t n;
 
@@ -329,10 +335,27 @@ static int move_buffer(struct stream *s, struct side *src, struct side *dst, str
 			break;
 		if (budget == 0)
 			return MOVE_BUDGET;
+		if (d->bulk) {
+			/* Everything buffered was delivered: go on with splice. */
+			if (d->buf) {
+				buf_put(bp, d->buf);
+				d->buf = NULL;
+			}
+			int r = move_splice(s, src, dst, d);
+			return r == MOVE_IDLE ? rc : r;
+		}
 		if (!d->buf)
 			d->buf = buf_get(bp);
-		n = recv(src->io.fd, d->buf->data + d->buf->tail, buf_room(d->buf), 0);
+		want = buf_room(d->buf);
+		n = recv(src->io.fd, d->buf->data + d->buf->tail, want, 0);
 		if (n > 0) {
+			/* A short read emptied the socket: skip the read that would
+			 * only say EAGAIN (epoll reports the next data). Not after a
+			 * FIN was reported, whose edge has already been consumed. */
+			if ((size_t)n < want && !src->hup)
+				src->can_read = false;
+			else if ((size_t)n == BUF_SIZE && s->l->splice)
+				d->bulk = true;
 			d->buf->tail += (uint32_t)n;
 			budget = (size_t)n > budget ? 0 : budget - (size_t)n;
 			src->active = true;
@@ -424,8 +447,10 @@ static int move_splice(struct stream *s, struct side *src, struct side *dst, str
 
 static void pump(struct stream *s)
 {
-	int (*move)(struct stream *, struct side *, struct side *, struct dir *) =
-		s->l->splice ? move_splice : move_buffer;
+	/* Both paths start with the buffer, which is cheaper for small
+	 * messages; with forwarding: auto a direction moves to splice once a
+	 * read fills a whole buffer (see move_buffer). */
+	int (*move)(struct stream *, struct side *, struct side *, struct dir *) = move_buffer;
 	int up, down;
 	struct worker *w = s->w;
 
