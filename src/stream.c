@@ -286,6 +286,26 @@ static void fail_side(struct stream *s, struct side *x)
 	x->failed = true;
 }
 
+/* Account for the result n of a read from src (recv or splice). Returns
+ * true when bytes came; otherwise notes the end, EAGAIN or the failure. */
+static bool read_result(struct stream *s, struct side *src, ssize_t n, size_t *budget)
+{
+	if (n > 0) {
+		*budget = (size_t)n > *budget ? 0 : *budget - (size_t)n;
+		src->active = true;
+		return true;
+	}
+	if (n == 0) {
+		src->eof = true;
+	} else if (errno == EAGAIN) {
+		src->can_read = false;
+	} else if (errno != EINTR) {
+		fail_side(s, src);
+		src->eof = true;
+	}
+	return false;
+}
+
 static void finish_dir(struct stream *s, struct dir *d, struct side *dst)
 {
 	if (!dst->shut && !dst->failed) {
@@ -348,7 +368,7 @@ static int move_buffer(struct stream *s, struct side *src, struct side *dst, str
 			d->buf = buf_get(bp);
 		want = buf_room(d->buf);
 		n = recv(src->io.fd, d->buf->data + d->buf->tail, want, 0);
-		if (n > 0) {
+		if (read_result(s, src, n, &budget)) {
 			/* A short read emptied the socket: skip the read that would
 			 * only say EAGAIN (epoll reports the next data). Not after a
 			 * FIN was reported, whose edge has already been consumed. */
@@ -357,16 +377,7 @@ static int move_buffer(struct stream *s, struct side *src, struct side *dst, str
 			else if ((size_t)n == BUF_SIZE && s->l->splice)
 				d->bulk = true;
 			d->buf->tail += (uint32_t)n;
-			budget = (size_t)n > budget ? 0 : budget - (size_t)n;
-			src->active = true;
 			rc = MOVE_PROGRESS;
-		} else if (n == 0) {
-			src->eof = true;
-		} else if (errno == EAGAIN) {
-			src->can_read = false;
-		} else if (errno != EINTR) {
-			fail_side(s, src);
-			src->eof = true;
 		}
 	}
 	if (d->buf && buf_len(d->buf) == 0) {
@@ -424,18 +435,9 @@ static int move_splice(struct stream *s, struct side *src, struct side *dst, str
 		/* The pipe is empty here, so EAGAIN can only mean the socket is. */
 		n = splice(src->io.fd, NULL, d->pipe->wr, NULL, d->pipe->cap,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n > 0) {
+		if (read_result(s, src, n, &budget)) {
 			d->pipe->fill += (uint32_t)n;
-			budget = (size_t)n > budget ? 0 : budget - (size_t)n;
-			src->active = true;
 			rc = MOVE_PROGRESS;
-		} else if (n == 0) {
-			src->eof = true;
-		} else if (errno == EAGAIN) {
-			src->can_read = false;
-		} else if (errno != EINTR) {
-			fail_side(s, src);
-			src->eof = true;
 		}
 	}
 	if (d->pipe && d->pipe->fill == 0) {
