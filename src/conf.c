@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#include <netinet/in.h>
 
 enum kw_type {
 	KW_BOOL,
@@ -419,6 +420,10 @@ static void each_item(struct ctx *c, const struct kw *k, yaml_node_t *node, char
 	if (node->type == YAML_SCALAR_NODE) {
 		*items = xcalloc(1, elem);
 		*count = fn(c, k, node, *items, 0, path) ? 1 : 0;
+		if (!*count) {
+			free(*items);
+			*items = NULL;
+		}
 		return;
 	}
 	if (node->type != YAML_SEQUENCE_NODE) {
@@ -432,7 +437,8 @@ static void each_item(struct ctx *c, const struct kw *k, yaml_node_t *node, char
 	for (it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
 		yaml_node_t *item = yaml_document_get_node(c->doc, *it);
 		char ipath[256];
-		snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+		snprintf(ipath, sizeof(ipath), "%s[%zu]", path,
+			 (size_t)(it - node->data.sequence.items.start));
 		if (item->type != YAML_SCALAR_NODE) {
 			err(c, node_loc(item), ipath, "expected a single value, got %s", node_kind(item));
 			continue;
@@ -441,6 +447,10 @@ static void each_item(struct ctx *c, const struct kw *k, yaml_node_t *node, char
 			i++;
 	}
 	*count = i;
+	if (n && !i) {
+		free(*items);
+		*items = NULL;
+	}
 }
 
 static bool addr_item(struct ctx *c, const struct kw *k, yaml_node_t *item, char *dst, size_t i,
@@ -692,9 +702,11 @@ static void check_pools(struct ctx *c, struct config *cfg)
 	}
 }
 
-static void check_listeners(struct ctx *c, struct config *cfg)
+static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc root)
 {
 	bool *used = xcalloc(cfg->npools, sizeof(bool));
+	if (cfg->listeners && cfg->nlisteners == 0)
+		err(c, root, "listeners", "the list is empty; a config needs at least one listener");
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		struct conf_listener *l = &cfg->listeners[i];
 		char path[64];
@@ -709,6 +721,12 @@ static void check_listeners(struct ctx *c, struct config *cfg)
 			    "fulcrum; use tcp", conf_proto_name(l->protocol));
 		for (size_t b = 0; b < l->nbinds; b++) {
 			struct conf_addr *a = &l->binds[b];
+			if (a->ss.ss_family == AF_INET6 &&
+			    IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&a->ss)->sin6_addr)) {
+				err(c, a->loc, path, "bind %s is an IPv4-mapped IPv6 address, which "
+				    "cannot be bound; write it as IPv4", a->text);
+				continue;
+			}
 			if (a->wildcard && !l->public_)
 				err(c, a->loc, path, "bind %s is a wildcard address: it listens on every "
 				    "network interface, not only this machine's loopback. Add `public: true` "
@@ -716,10 +734,15 @@ static void check_listeners(struct ctx *c, struct config *cfg)
 				    "as 127.0.0.1", a->text);
 			for (size_t j = 0; j <= i; j++) {
 				struct conf_listener *o = &cfg->listeners[j];
-				for (size_t ob = 0; ob < (j == i ? b : o->nbinds); ob++)
+				size_t ob;
+				for (ob = 0; ob < (j == i ? b : o->nbinds); ob++)
 					if (same_addr(a, &o->binds[ob]))
-						err(c, a->loc, path, "address %s is already bound by listener "
-						    "\"%s\"", a->text, o->name ? o->name : "?");
+						break;
+				if (ob < (j == i ? b : o->nbinds)) {
+					err(c, a->loc, path, "address %s is already bound by listener "
+					    "\"%s\"", a->text, o->name ? o->name : "?");
+					break;
+				}
 			}
 		}
 		if (l->binds && l->nbinds == 0)
@@ -815,14 +838,41 @@ struct config *conf_load_string(const char *text, size_t len, const char *path,
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		struct conf_loc loc = { (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1 };
+		if (parser.error == YAML_READER_ERROR) {
+			loc.line = 1;
+			loc.col = 1;
+			for (size_t i = 0; i < parser.problem_offset && i < len; i++) {
+				if (text[i] == '\n') {
+					loc.line++;
+					loc.col = 1;
+				} else {
+					loc.col++;
+				}
+			}
+		}
 		err(&c, loc, "", "not valid YAML: %s%s%s", parser.problem ? parser.problem : "syntax error",
 		    parser.context ? " " : "", parser.context ? parser.context : "");
 		yaml_parser_delete(&parser);
 		goto fail;
 	}
+	{
+		yaml_document_t more;
+		if (!yaml_parser_load(&parser, &more)) {
+			struct conf_loc loc = { (int)parser.problem_mark.line + 1,
+						(int)parser.problem_mark.column + 1 };
+			err(&c, loc, "", "not valid YAML: %s", parser.problem ? parser.problem : "syntax error");
+		} else {
+			if (yaml_document_get_root_node(&more)) {
+				struct conf_loc loc = { (int)more.start_mark.line + 1,
+							(int)more.start_mark.column + 1 };
+				err(&c, loc, "", "a config is one YAML document; remove this second one");
+			}
+			yaml_document_delete(&more);
+		}
+	}
 	yaml_parser_delete(&parser);
 	root = yaml_document_get_root_node(&doc);
-	if (!root) {
+	if (!root || (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)) {
 		struct conf_loc loc = { 1, 1 };
 		err(&c, loc, "", "the file is empty; a config needs at least `listeners:` and `pools:`");
 		yaml_document_delete(&doc);
@@ -830,7 +880,7 @@ struct config *conf_load_string(const char *text, size_t len, const char *path,
 	}
 	apply_map(&c, &root_table, root, (char *)cfg, "");
 	check_pools(&c, cfg);
-	check_listeners(&c, cfg);
+	check_listeners(&c, cfg, node_loc(root));
 	yaml_document_delete(&doc);
 	if (errs->n)
 		goto fail;

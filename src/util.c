@@ -11,7 +11,7 @@ int parse_uint(const char *s, uint64_t *out)
 	for (; *s; s++) {
 		if (*s < '0' || *s > '9')
 			return -EINVAL;
-		if (v > (UINT64_MAX - 9) / 10)
+		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
 			return -ERANGE;
 		v = v * 10 + (uint64_t)(*s - '0');
 	}
@@ -63,16 +63,17 @@ int parse_size(const char *s, uint64_t *out)
 	int rc = split_number(s ? s : "", &v, &suffix);
 	if (rc < 0)
 		return rc;
+	uint64_t mul;
 	switch (suffix[0]) {
-	case '\0': *out = v; return 0;
-	case 'k': case 'K': rc = scale(v, 1024ULL, out); break;
-	case 'm': case 'M': rc = scale(v, 1024ULL * 1024, out); break;
-	case 'g': case 'G': rc = scale(v, 1024ULL * 1024 * 1024, out); break;
+	case '\0': mul = 1; break;
+	case 'k': case 'K': mul = 1024ULL; break;
+	case 'm': case 'M': mul = 1024ULL * 1024; break;
+	case 'g': case 'G': mul = 1024ULL * 1024 * 1024; break;
 	default: return -EINVAL;
 	}
-	if (rc == 0 && suffix[1] != '\0')
+	if (mul > 1 && suffix[1] != '\0')
 		return -EINVAL;
-	return rc;
+	return scale(v, mul, out);
 }
 
 char *fmt_duration(uint64_t ms, char *buf, size_t len)

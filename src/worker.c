@@ -258,8 +258,50 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* SO_REUSEPORT would let us share a port with another process of the same
+ * user without a word. A probe socket without it fails to bind wherever
+ * anything already listens, so "address in use" stays a startup error. */
+static int probe_bind(const struct conf_addr *a)
+{
+	int one = 1, rc = 0;
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (a->ss.ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static char *bind_error(const struct conf_listener *l, const struct conf_addr *a, int rc)
+{
+	char *msg;
+	const char *hint = rc == -EADDRINUSE ?
+		" (another program is listening there; stop it or choose another port)" :
+		rc == -EADDRNOTAVAIL ? " (no interface of this machine has that address)" :
+		rc == -EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "";
+	if (asprintf(&msg, "listener %s: cannot listen on %s: %s%s", l->name, a->text,
+		     strerror(-rc), hint) < 0)
+		abort();
+	return msg;
+}
+
 struct worker *workers_create(struct gen *g, char **msg)
 {
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		const struct conf_listener *l = g->listeners[i].conf;
+		for (size_t b = 0; b < l->nbinds; b++) {
+			int rc = probe_bind(&l->binds[b]);
+			if (rc < 0) {
+				*msg = bind_error(l, &l->binds[b], rc);
+				return NULL;
+			}
+		}
+	}
+
 	uint32_t n = g->nworkers;
 	struct worker *ws = xcalloc(n, sizeof(*ws));
 	size_t nls = 0;
@@ -295,13 +337,7 @@ struct worker *workers_create(struct gen *g, char **msg)
 				struct wlistener *wl = &w->ls[k];
 				int fd = listen_socket(&l->conf->binds[b], (int)l->conf->backlog);
 				if (fd < 0) {
-					const char *hint = fd == -EADDRINUSE ?
-						" (another program is listening there; stop it or choose another port)" :
-						fd == -EADDRNOTAVAIL ? " (no interface of this machine has that address)" :
-						fd == -EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "";
-					if (asprintf(msg, "listener %s: cannot listen on %s: %s%s", l->conf->name,
-						     l->conf->binds[b].text, strerror(-fd), hint) < 0)
-						abort();
+					*msg = bind_error(l->conf, &l->conf->binds[b], fd);
 					w->nls = k;
 					goto fail;
 				}
