@@ -90,7 +90,9 @@ fuzz:
 	  clang -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc \
 	    $(shell pkg-config --cflags $(PKG)) -o build/libfuzzer/$$n $$f $(LIBSRCS) \
 	    $(shell pkg-config --libs $(PKG)) -lm -pthread; \
-	  build/libfuzzer/$$n -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/$${n#fuzz_}; done
+	  mkdir -p build/libfuzzer/corpus-$$n; \
+	  build/libfuzzer/$$n -max_total_time=$(FUZZ_SECONDS) build/libfuzzer/corpus-$$n \
+	    fuzz/corpus/$${n#fuzz_}; done
 
 bench: deps all
 	/usr/bin/python3 bench/run.py
