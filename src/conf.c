@@ -676,26 +676,33 @@ static bool same_addr(const struct conf_addr *a, const struct conf_addr *b)
 	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
+/* "listeners[0]" + "bind" -> "listeners[0].bind" in buf. */
+static const char *sub(const char *path, const char *key, char *buf)
+{
+	snprintf(buf, 96, "%s.%s", path, key);
+	return buf;
+}
+
 static void check_pools(struct ctx *c, struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->npools; i++) {
 		struct conf_pool *p = &cfg->pools[i];
-		char path[64];
+		char path[64], kp[96];
 		snprintf(path, sizeof(path), "pools[%zu]", i);
 		for (size_t j = 0; j < i; j++)
 			if (p->name && cfg->pools[j].name && strcmp(p->name, cfg->pools[j].name) == 0)
-				err(c, p->name_loc, path, "duplicate pool name \"%s\" (first defined at "
+				err(c, p->name_loc, sub(path, "name", kp), "duplicate pool name \"%s\" (first defined at "
 				    "line %d); pool names must be unique", p->name, cfg->pools[j].name_loc.line);
 		if (!proto_available(p->protocol))
-			err(c, p->protocol_loc, path, "protocol %s is not available in this version of "
+			err(c, p->protocol_loc, sub(path, "protocol", kp), "protocol %s is not available in this version of "
 			    "fulcrum; use tcp", conf_proto_name(p->protocol));
 		if (p->servers && p->nservers == 0)
-			err(c, p->loc, path, "servers: the list is empty; a pool needs at least one server");
+			err(c, p->loc, sub(path, "servers", kp), "the list is empty; a pool needs at least one server");
 		for (size_t s = 0; s < p->nservers; s++)
 			for (size_t t = 0; t < s; t++)
 				if (p->servers[s].addr.text && p->servers[t].addr.text &&
 				    same_addr(&p->servers[s].addr, &p->servers[t].addr))
-					err(c, p->servers[s].addr.loc, path, "server %s is listed twice; "
+					err(c, p->servers[s].addr.loc, sub(path, "servers", kp), "server %s is listed twice; "
 					    "use weight to give it a larger share", p->servers[s].addr.text);
 		if (p->retries < 0)
 			p->retries = p->nservers > 0 ? (int64_t)p->nservers - 1 : 0;
@@ -709,26 +716,26 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 		err(c, root, "listeners", "the list is empty; a config needs at least one listener");
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		struct conf_listener *l = &cfg->listeners[i];
-		char path[64];
+		char path[64], kp[96];
 		snprintf(path, sizeof(path), "listeners[%zu]", i);
 		for (size_t j = 0; j < i; j++)
 			if (l->name && cfg->listeners[j].name && strcmp(l->name, cfg->listeners[j].name) == 0)
-				err(c, l->name_loc, path, "duplicate listener name \"%s\" (first defined at "
+				err(c, l->name_loc, sub(path, "name", kp), "duplicate listener name \"%s\" (first defined at "
 				    "line %d); listener names must be unique", l->name,
 				    cfg->listeners[j].name_loc.line);
 		if (!proto_available(l->protocol))
-			err(c, l->protocol_loc, path, "protocol %s is not available in this version of "
+			err(c, l->protocol_loc, sub(path, "protocol", kp), "protocol %s is not available in this version of "
 			    "fulcrum; use tcp", conf_proto_name(l->protocol));
 		for (size_t b = 0; b < l->nbinds; b++) {
 			struct conf_addr *a = &l->binds[b];
 			if (a->ss.ss_family == AF_INET6 &&
 			    IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&a->ss)->sin6_addr)) {
-				err(c, a->loc, path, "bind %s is an IPv4-mapped IPv6 address, which "
+				err(c, a->loc, sub(path, "bind", kp), "bind %s is an IPv4-mapped IPv6 address, which "
 				    "cannot be bound; write it as IPv4", a->text);
 				continue;
 			}
 			if (a->wildcard && !l->public_)
-				err(c, a->loc, path, "bind %s is a wildcard address: it listens on every "
+				err(c, a->loc, sub(path, "bind", kp), "bind %s is a wildcard address: it listens on every "
 				    "network interface, not only this machine's loopback. Add `public: true` "
 				    "to this listener if that is intended, or bind a specific address such "
 				    "as 127.0.0.1", a->text);
@@ -739,14 +746,14 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 					if (same_addr(a, &o->binds[ob]))
 						break;
 				if (ob < (j == i ? b : o->nbinds)) {
-					err(c, a->loc, path, "address %s is already bound by listener "
+					err(c, a->loc, sub(path, "bind", kp), "address %s is already bound by listener "
 					    "\"%s\"", a->text, o->name ? o->name : "?");
 					break;
 				}
 			}
 		}
 		if (l->binds && l->nbinds == 0)
-			err(c, l->bind_loc, path, "bind: the list is empty; give at least one address");
+			err(c, l->bind_loc, sub(path, "bind", kp), "the list is empty; give at least one address");
 		if (!l->pool_name)
 			continue;
 		for (size_t p = 0; p < cfg->npools; p++)
@@ -761,10 +768,10 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 			for (size_t p = 0; p < cfg->npools; p++)
 				n += (size_t)snprintf(names + n, n < sizeof(names) ? sizeof(names) - n : 0,
 						      "%s%s", p ? ", " : "", cfg->pools[p].name ? cfg->pools[p].name : "?");
-			err(c, l->pool_loc, path, "pool: no pool is named \"%s\" (pools defined: %s)",
+			err(c, l->pool_loc, sub(path, "pool", kp), "no pool is named \"%s\" (pools defined: %s)",
 			    l->pool_name, cfg->npools ? names : "none");
 		} else if (!pair_allowed(l->protocol, l->pool->protocol)) {
-			err(c, l->pool_loc, path, "a %s listener cannot use pool \"%s\" of protocol %s; %s",
+			err(c, l->pool_loc, sub(path, "pool", kp), "a %s listener cannot use pool \"%s\" of protocol %s; %s",
 			    conf_proto_name(l->protocol), l->pool->name, conf_proto_name(l->pool->protocol),
 			    pairs_text);
 		}

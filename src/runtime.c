@@ -14,15 +14,18 @@ uint32_t gen_cpu_count(void)
 	return 1;
 }
 
-static uint64_t auto_max_connections(void)
+static uint64_t auto_max_connections(const struct config *cfg, uint32_t nworkers)
 {
 	struct rlimit rl;
-	uint64_t nofile = 1024;
+	uint64_t nofile = 1024, reserve = 32;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		nofile = rl.rlim_cur;
-	/* client socket + backend socket + up to two pipes (four fds) in the
-	 * worst case, after keeping a reserve for listeners and logs. */
-	return nofile > 256 ? (nofile - 128) / 4 : 32;
+	/* Listening sockets, epoll and eventfd per worker, logs, stdio. */
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		reserve += nworkers * cfg->listeners[i].nbinds;
+	reserve += 2 * nworkers;
+	/* A client socket and a backend socket each, and pipes for some. */
+	return nofile > reserve + 4 ? (nofile - reserve) / 3 : 1;
 }
 
 struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
@@ -33,7 +36,7 @@ struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
 	g->cfg = cfg;
 	g->nworkers = nworkers;
 	g->max_connections = cfg->global.max_connections ? cfg->global.max_connections
-							 : auto_max_connections();
+							 : auto_max_connections(cfg, nworkers);
 	g->npools = cfg->npools;
 	g->pools = xcalloc(g->npools, sizeof(*g->pools));
 	nservers = xcalloc(g->npools, sizeof(*nservers));

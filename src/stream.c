@@ -23,7 +23,9 @@
 
 #define TURN_BUDGET (1024 * 1024)
 
-enum { ST_CONNECTING, ST_OPEN, ST_CLOSED };
+/* ST_WAIT_FD: accepted, but no descriptor was left for the backend socket;
+ * parked on the worker's fd_wait list until a connection closes. */
+enum { ST_CONNECTING, ST_OPEN, ST_WAIT_FD, ST_CLOSED };
 
 struct side {
 	struct loop_io io;
@@ -41,6 +43,7 @@ struct dir {
 	uint64_t bytes;  /* delivered to the destination */
 	bool done;       /* source ended and everything was delivered */
 	bool bulk;       /* a read filled a whole buffer: splice from now on */
+	bool no_splice;  /* no pipe could be had: stay on buffers */
 };
 
 struct stream {
@@ -62,6 +65,7 @@ struct stream {
 	bool in_again;
 	struct stream *prev, *next;      /* worker->streams */
 	struct stream *again_next;       /* worker again list */
+	struct stream *wait_next;        /* worker fd_wait list */
 };
 
 static void stream_close(struct stream *s, const char *cause);
@@ -173,6 +177,37 @@ static void set_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+static void park_for_fd(struct stream *s, int err)
+{
+	struct worker *w = s->w;
+	struct stream **tail = &w->fd_wait;
+	if (worker_fd_warning_due())
+		log_error("listener %s: no descriptor for a backend connection: %s; clients wait "
+			  "until connections close (raise the open-files limit or lower "
+			  "max_connections)", s->l->conf->name, strerror(err));
+	s->state = ST_WAIT_FD;
+	while (*tail)
+		tail = &(*tail)->wait_next;
+	s->wait_next = NULL;
+	*tail = s;
+	worker_out_of_fds(w);
+}
+
+void stream_retry_waiting(struct worker *w)
+{
+	/* First come, first served; stop as soon as one has to wait again. */
+	while (w->fd_wait) {
+		struct stream *s = w->fd_wait;
+		w->fd_wait = s->wait_next;
+		if (s->state != ST_WAIT_FD)
+			continue;
+		s->state = ST_CONNECTING;
+		connect_next(s);
+		if (s->state == ST_WAIT_FD)
+			return;
+	}
+}
+
 static void connect_next(struct stream *s)
 {
 	struct worker *w = s->w;
@@ -198,6 +233,15 @@ static void connect_next(struct stream *s)
 	atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
 	ctr_add(&srv_ctr(s)->active, 1);
 	fd = socket(srv->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+		/* Not the server's fault: undo the try and wait for a descriptor. */
+		atomic_fetch_sub_explicit(&srv->active, 1, memory_order_relaxed);
+		ctr_sub(&srv_ctr(s)->active, 1);
+		s->srv = NULL;
+		s->tries--;
+		park_for_fd(s, errno);
+		return;
+	}
 	if (fd < 0) {
 		/* Counted as a failed try, so the stream cannot spin. */
 		connect_failed(s, errno);
@@ -316,6 +360,7 @@ static void finish_dir(struct stream *s, struct dir *d, struct side *dst)
 }
 
 static int move_splice(struct stream *s, struct side *src, struct side *dst, struct dir *d);
+static int move_buffer(struct stream *s, struct side *src, struct side *dst, struct dir *d);
 
 static int move_buffer(struct stream *s, struct side *src, struct side *dst, struct dir *d)
 {
@@ -374,7 +419,7 @@ static int move_buffer(struct stream *s, struct side *src, struct side *dst, str
 			 * FIN was reported, whose edge has already been consumed. */
 			if ((size_t)n < want && !src->hup)
 				src->can_read = false;
-			else if ((size_t)n == BUF_SIZE && s->l->splice)
+			else if ((size_t)n == BUF_SIZE && s->l->splice && !d->no_splice)
 				d->bulk = true;
 			d->buf->tail += (uint32_t)n;
 			rc = MOVE_PROGRESS;
@@ -427,10 +472,11 @@ static int move_splice(struct stream *s, struct side *src, struct side *dst, str
 		if (!d->pipe && !(d->pipe = pipe_get(bp, &perr))) {
 			static _Atomic uint64_t last;
 			if (log_ratelimit(&last, 1000))
-				log_error("cannot create a pipe for splice: %s; closing the connection",
-					  strerror(-perr));
-			stream_close(s, "resource_limit");
-			return MOVE_FAIL;
+				log_warn("cannot create a pipe for splice: %s; using buffers",
+					 strerror(-perr));
+			d->bulk = false;
+			d->no_splice = true;
+			return move_buffer(s, src, dst, d);
 		}
 		/* The pipe is empty here, so EAGAIN can only mean the socket is. */
 		n = splice(src->io.fd, NULL, d->pipe->wr, NULL, d->pipe->cap,
@@ -592,6 +638,13 @@ void stream_reap(struct worker *w)
 		} else {
 			pp = &(*pp)->again_next;
 		}
+	}
+	pp = &w->fd_wait;
+	while (*pp) {
+		if ((*pp)->state == ST_CLOSED)
+			*pp = (*pp)->wait_next;
+		else
+			pp = &(*pp)->wait_next;
 	}
 	while (w->dead) {
 		struct stream *s = w->dead;

@@ -18,6 +18,10 @@ void stream_accept(struct worker *w, struct listener_rt *l, int fd,
 /* Close every open stream of the worker now (forced shutdown). */
 void stream_close_all(struct worker *w, const char *cause);
 
+/* Connect the streams parked for lack of file descriptors, oldest first,
+ * until one has to wait again. */
+void stream_retry_waiting(struct worker *w);
+
 /* Continue streams that used their byte budget in the last turn. */
 void stream_run_again(struct worker *w);
 

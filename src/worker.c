@@ -14,6 +14,11 @@
 
 static _Atomic uint64_t emfile_logged;
 
+bool worker_fd_warning_due(void)
+{
+	return log_ratelimit(&emfile_logged, 1000);
+}
+
 static int listen_socket(const struct conf_addr *a, int backlog)
 {
 	int one = 1, fd;
@@ -111,9 +116,22 @@ static void resume_all(struct worker *w)
 	}
 }
 
+void worker_out_of_fds(struct worker *w)
+{
+	for (size_t i = 0; i < w->nls; i++)
+		if (w->ls[i].io.fd >= 0)
+			pause_listener(&w->ls[i]);
+	loop_timer_set(w->loop, &w->resume_timer, EMFILE_PAUSE_MS);
+}
+
 void worker_slot_freed(struct worker *w)
 {
 	struct gen *g = w->gen;
+	if (w->fd_wait) {
+		stream_retry_waiting(w);
+		if (w->fd_wait)
+			return;
+	}
 	if (w->npaused)
 		resume_all(w);
 	/* Listeners of other workers may be waiting for this slot. */
@@ -143,6 +161,7 @@ static void refuse(struct worker *w, struct wlistener *wl, int fd, struct sockad
 	char who[ADDR_STRLEN];
 	close(fd);
 	release_slot(w->gen, wl->l);
+	worker_slot_freed(w);
 	ctr_add(&w->stats->listeners[wl->l->index].refused_acl, 1);
 	log_debug("listener %s: client %s refused by allow/deny", wl->l->conf->name,
 		  addr_format((struct sockaddr *)peer, who, sizeof(who)));
@@ -170,12 +189,15 @@ static void accept_loop(struct wlistener *wl)
 		if (fd < 0) {
 			int e = errno;
 			release_slot(w->gen, wl->l);
+			/* Another worker may have paused on the slot held meanwhile. */
+			if (atomic_load(&w->gen->npaused) > w->npaused)
+				worker_slot_freed(w);
 			if (e == EAGAIN)
 				return;
 			if (e == EINTR || e == ECONNABORTED)
 				continue;
 			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-				if (log_ratelimit(&emfile_logged, 1000))
+				if (worker_fd_warning_due())
 					log_error("listener %s: cannot accept: %s; pausing new connections "
 						  "until some close", wl->l->conf->name, strerror(e));
 				pause_listener(wl);
@@ -201,7 +223,15 @@ static void on_listen(struct loop *l, struct loop_io *io, uint32_t ev)
 
 static void on_resume_timer(struct loop *l, struct loop_timer *t)
 {
-	resume_all(container_of(t, struct worker, resume_timer));
+	struct worker *w = container_of(t, struct worker, resume_timer);
+	if (w->fd_wait) {
+		stream_retry_waiting(w);
+		if (w->fd_wait) {
+			loop_timer_set(w->loop, &w->resume_timer, EMFILE_PAUSE_MS);
+			return;
+		}
+	}
+	resume_all(w);
 }
 
 static void stop_listening(struct worker *w)

@@ -38,6 +38,7 @@ struct worker {
 	size_t nstreams;
 	struct stream *dead;      /* closed this turn, freed after it */
 	struct stream *again;     /* used their byte budget: continue next turn */
+	struct stream *fd_wait;   /* accepted, waiting for a descriptor to connect */
 	size_t npaused;
 	struct loop_timer resume_timer;
 	_Atomic int stop;         /* 1: drain, 2: close everything now */
@@ -59,5 +60,11 @@ void workers_join_free(struct worker *ws, uint32_t n);
 
 /* Called by the stream engine when a connection slot frees up. */
 void worker_slot_freed(struct worker *w);
+/* Called when a descriptor for a backend socket could not be had: stop
+ * accepting on this worker and retry a little later. */
+void worker_out_of_fds(struct worker *w);
+/* Running out of descriptors is logged at most once per second, whichever
+ * call ran into it: true when a message is due now. */
+bool worker_fd_warning_due(void);
 
 #endif

@@ -643,7 +643,7 @@ static void test_duplicate_listener_name(void **state)
 		"    pool: app\n"
 		"pools:\n"
 		"  - { name: app, servers: [{ address: 127.0.0.1:9001 }] }\n",
-		"t.yaml:5:11: listeners[1]: duplicate listener name \"web\" (first defined at line 2); "
+		"t.yaml:5:11: listeners[1].name: duplicate listener name \"web\" (first defined at line 2); "
 		"listener names must be unique");
 }
 
@@ -658,7 +658,7 @@ static void test_duplicate_pool_name(void **state)
 		"    servers: [{ address: 127.0.0.1:9001 }]\n"
 		"  - name: app\n"
 		"    servers: [{ address: 127.0.0.1:9002 }]\n",
-		"t.yaml:6:11: pools[1]: duplicate pool name \"app\" (first defined at line 4); "
+		"t.yaml:6:11: pools[1].name: duplicate pool name \"app\" (first defined at line 4); "
 		"pool names must be unique");
 }
 
@@ -676,11 +676,11 @@ static void test_duplicate_addresses(void **state)
 		"      - address: 127.0.0.1:9001\n"
 		"      - address: 127.0.0.1:9002\n"
 		"      - address: 127.0.0.1:9001\n",
-		"t.yaml:10:18: pools[0]: server 127.0.0.1:9001 is listed twice; use weight to give it a "
+		"t.yaml:10:18: pools[0].servers: server 127.0.0.1:9001 is listed twice; use weight to give it a "
 		"larger share",
-		"t.yaml:2:39: listeners[0]: address 127.0.0.1:8080 is already bound by listener \"a\"",
-		"t.yaml:4:23: listeners[2]: address [::1]:8080 is already bound by listener \"b\"",
-		"t.yaml:4:37: listeners[2]: address 127.0.0.1:8081 is already bound by listener \"b\"");
+		"t.yaml:2:39: listeners[0].bind: address 127.0.0.1:8080 is already bound by listener \"a\"",
+		"t.yaml:4:23: listeners[2].bind: address [::1]:8080 is already bound by listener \"b\"",
+		"t.yaml:4:37: listeners[2].bind: address 127.0.0.1:8081 is already bound by listener \"b\"");
 }
 
 /* An address bound twice is one problem, reported once, even when the
@@ -694,8 +694,8 @@ static void test_duplicate_bind_reported_once(void **state)
 		"  - { name: b, bind: [\"[::1]:8080\", 127.0.0.1:8080], pool: app }\n"
 		"pools:\n"
 		"  - { name: app, servers: [{ address: 127.0.0.1:9001 }] }\n",
-		"t.yaml:2:39: listeners[0]: address 127.0.0.1:8080 is already bound by listener \"a\"",
-		"t.yaml:3:37: listeners[1]: address 127.0.0.1:8080 is already bound by listener \"a\"");
+		"t.yaml:2:39: listeners[0].bind: address 127.0.0.1:8080 is already bound by listener \"a\"",
+		"t.yaml:3:37: listeners[1].bind: address 127.0.0.1:8080 is already bound by listener \"a\"");
 }
 
 static void test_empty_lists(void **state)
@@ -707,8 +707,8 @@ static void test_empty_lists(void **state)
 		"pools:\n"
 		"  - { name: app, servers: [{ address: 127.0.0.1:9001 }] }\n"
 		"  - { name: none, servers: [] }\n",
-		LINES("t.yaml:5:5: pools[1]: servers: the list is empty; a pool needs at least one server",
-		      "t.yaml:2:24: listeners[0]: bind: the list is empty; give at least one address"),
+		LINES("t.yaml:5:5: pools[1].servers: the list is empty; a pool needs at least one server",
+		      "t.yaml:2:24: listeners[0].bind: the list is empty; give at least one address"),
 		LINES("t.yaml:5:13: warning: pool \"none\" is not used by any listener"));
 }
 
@@ -721,14 +721,14 @@ static void test_missing_pool(void **state)
 		"pools:\n"
 		"  - { name: app, servers: [{ address: 127.0.0.1:9001 }] }\n"
 		"  - { name: api, servers: [{ address: 127.0.0.1:9002 }] }\n",
-		LINES("t.yaml:2:46: listeners[0]: pool: no pool is named \"ap\" (pools defined: app, api)"),
+		LINES("t.yaml:2:46: listeners[0].pool: no pool is named \"ap\" (pools defined: app, api)"),
 		LINES("t.yaml:4:13: warning: pool \"app\" is not used by any listener",
 		      "t.yaml:5:13: warning: pool \"api\" is not used by any listener"));
 	EXPECT_ERRORS(
 		"listeners:\n"
 		"  - { name: web, bind: 127.0.0.1:8080, pool: app }\n"
 		"pools: []\n",
-		"t.yaml:2:46: listeners[0]: pool: no pool is named \"app\" (pools defined: none)");
+		"t.yaml:2:46: listeners[0].pool: no pool is named \"app\" (pools defined: none)");
 }
 
 /* One unparseable address is one problem, reported once. */
@@ -793,16 +793,16 @@ static void test_wildcard_needs_public(void **state)
 		"    pool: app\n"
 		"pools:\n"
 		"  - { name: app, servers: [{ address: 127.0.0.1:9001 }] }\n",
-		"t.yaml:3:12: listeners[0]: bind :8080 is a wildcard address: it listens on every network "
+		"t.yaml:3:12: listeners[0].bind: bind :8080 is a wildcard address: it listens on every network "
 		"interface, not only this machine's loopback. Add `public: true` to this listener if that "
 		"is intended, or bind a specific address such as 127.0.0.1",
-		"t.yaml:3:21: listeners[0]: bind 0.0.0.0:8081 is a wildcard address: it listens on every "
+		"t.yaml:3:21: listeners[0].bind: bind 0.0.0.0:8081 is a wildcard address: it listens on every "
 		"network interface, not only this machine's loopback. Add `public: true` to this listener "
 		"if that is intended, or bind a specific address such as 127.0.0.1",
-		"t.yaml:3:37: listeners[0]: bind [::]:8082 is a wildcard address: it listens on every "
+		"t.yaml:3:37: listeners[0].bind: bind [::]:8082 is a wildcard address: it listens on every "
 		"network interface, not only this machine's loopback. Add `public: true` to this listener "
 		"if that is intended, or bind a specific address such as 127.0.0.1",
-		"t.yaml:6:11: listeners[1]: bind 0.0.0.0:9090 is a wildcard address: it listens on every "
+		"t.yaml:6:11: listeners[1].bind: bind 0.0.0.0:9090 is a wildcard address: it listens on every "
 		"network interface, not only this machine's loopback. Add `public: true` to this listener "
 		"if that is intended, or bind a specific address such as 127.0.0.1");
 }
@@ -857,8 +857,8 @@ static void test_protocol_pairing(void **state)
 		"  - name: app\n"
 		"    protocol: http\n"
 		"    servers: [{ address: 127.0.0.1:9001 }]\n",
-		"t.yaml:8:15: pools[0]: protocol http is not available in this version of fulcrum; use tcp",
-		"t.yaml:5:11: listeners[0]: a tcp listener cannot use pool \"app\" of protocol http; allowed "
+		"t.yaml:8:15: pools[0].protocol: protocol http is not available in this version of fulcrum; use tcp",
+		"t.yaml:5:11: listeners[0].pool: a tcp listener cannot use pool \"app\" of protocol http; allowed "
 		"pairs (listener -> pool): tcp -> tcp, ssl -> tcp, udp -> udp, http -> http, https -> http "
 		"or https");
 	/* Allowed pairs are not pairing errors, only "not available". */
@@ -870,12 +870,12 @@ static void test_protocol_pairing(void **state)
 		"pools:\n"
 		"  - { name: tcp, servers: [{ address: 127.0.0.1:9001 }] }\n"
 		"  - { name: web, protocol: https, servers: [{ address: 127.0.0.1:9002 }] }\n",
-		"t.yaml:7:28: pools[1]: protocol https is not available in this version of fulcrum; use tcp",
-		"t.yaml:2:48: listeners[0]: protocol ssl is not available in this version of fulcrum; use tcp",
-		"t.yaml:3:48: listeners[1]: protocol https is not available in this version of fulcrum; "
+		"t.yaml:7:28: pools[1].protocol: protocol https is not available in this version of fulcrum; use tcp",
+		"t.yaml:2:48: listeners[0].protocol: protocol ssl is not available in this version of fulcrum; use tcp",
+		"t.yaml:3:48: listeners[1].protocol: protocol https is not available in this version of fulcrum; "
 		"use tcp",
-		"t.yaml:4:48: listeners[2]: protocol udp is not available in this version of fulcrum; use tcp",
-		"t.yaml:4:59: listeners[2]: a udp listener cannot use pool \"tcp\" of protocol tcp; allowed "
+		"t.yaml:4:48: listeners[2].protocol: protocol udp is not available in this version of fulcrum; use tcp",
+		"t.yaml:4:59: listeners[2].pool: a udp listener cannot use pool \"tcp\" of protocol tcp; allowed "
 		"pairs (listener -> pool): tcp -> tcp, ssl -> tcp, udp -> udp, http -> http, https -> http "
 		"or https");
 }
