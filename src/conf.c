@@ -25,6 +25,7 @@ enum kw_type {
 	KW_ADDR,      /* struct conf_addr */
 	KW_ADDRS,     /* struct conf_addr * + size_t count: one or a list */
 	KW_CIDRS,     /* struct cidr_list: one or a list */
+	KW_STRS,      /* struct str_list: one or a list */
 	KW_SECTION,   /* nested mapping */
 	KW_LIST,      /* list of mappings: items + size_t count */
 };
@@ -113,10 +114,96 @@ static const struct kw timeouts_kw[] = {
 	{ "server_idle", KW_DURATION, offsetof(struct conf_timeouts, server_idle), 0, 0, "60s", NULL, false,
 	  1, 604800000, NULL, NULL,
 	  "Close the connection when the server side has neither sent nor received a byte for this long." },
+	{ "header", KW_DURATION, offsetof(struct conf_timeouts, header), 0, 0, "10s", NULL, false, 1,
+	  3600000, NULL, NULL,
+	  "http: time allowed for a whole request head, from its first byte; then 408 and close. "
+	  "A client that sends one byte every few seconds is closed here and never reaches a server." },
+	{ "server", KW_DURATION, offsetof(struct conf_timeouts, server), 0, 0, "60s", NULL, false, 1,
+	  86400000, NULL, NULL,
+	  "http: time allowed for a server to start its response after the request was sent; then 504." },
+	{ "keepalive", KW_DURATION, offsetof(struct conf_timeouts, keepalive), 0, 0, "60s", NULL, false, 1,
+	  86400000, NULL, NULL,
+	  "http: how long an idle client connection is kept open between requests." },
 };
 static const struct kw_table timeouts_table = {
 	"listeners[].timeouts", "Timeouts of one listener's connections.", timeouts_kw,
 	ARRAY_LEN(timeouts_kw), 0, 0,
+};
+
+static const struct kw limits_kw[] = {
+	{ "request_line", KW_SIZE, offsetof(struct conf_limits, request_line), 0, 0, "8k", NULL, false, 64,
+	  65536, NULL, NULL, "Longest request line (method, target, version); longer: 414." },
+	{ "head", KW_SIZE, offsetof(struct conf_limits, head), 0, 0, "32k", NULL, false, 1024, 65536, NULL,
+	  NULL, "Largest request head (request line and fields); larger: 431." },
+	{ "fields", KW_UINT, offsetof(struct conf_limits, fields), 0, 0, "100", NULL, false, 1, 256, NULL,
+	  NULL, "Most header fields in a request; more: 431." },
+	{ "body", KW_SIZE, offsetof(struct conf_limits, body), 0, 0, "0", "0 (unlimited)", false, 0,
+	  UINT64_MAX / 2, NULL, NULL, "Largest request body; larger: 413." },
+};
+static const struct kw_table limits_table = {
+	"listeners[].limits", "http: limits on requests.", limits_kw, ARRAY_LEN(limits_kw), 0, 0,
+};
+
+static const struct kw match_kw[] = {
+	{ "host", KW_STR, offsetof(struct conf_match, host), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
+	  "Host name, exact (`api.example.com`) or any subdomain (`*.example.com`); case-insensitive, "
+	  "the port is ignored." },
+	{ "path_prefix", KW_STR, offsetof(struct conf_match, path_prefix), 0, 0, NULL, NULL, false, 0, 0,
+	  NULL, NULL, "The path (without the query) starts with this." },
+	{ "path", KW_STR, offsetof(struct conf_match, path), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
+	  "The path (without the query) is exactly this." },
+	{ "method", KW_STRS, offsetof(struct conf_match, methods), 0, 0, NULL, NULL, false, 0, 0, NULL,
+	  NULL, "One method or a list (`GET`, `[GET, HEAD]`)." },
+	{ "source", KW_CIDRS, offsetof(struct conf_match, source), 0, 0, NULL, NULL, false, 0, 0, NULL,
+	  NULL, "The client address is in one of these networks." },
+};
+static const struct kw_table match_table = {
+	"listeners[].routes[].match", "What a request must have for the route to apply; all given "
+	"conditions must hold. No `match`: every request.", match_kw, ARRAY_LEN(match_kw), 0, 0,
+};
+
+static const struct kw respond_kw[] = {
+	{ "status", KW_UINT, offsetof(struct conf_respond, status), 0, 0, "200", NULL, false, 200, 599,
+	  NULL, NULL, "Status code of the answer." },
+	{ "body", KW_STR, offsetof(struct conf_respond, body), 0, 0, NULL, "(empty)", false, 0, 0, NULL,
+	  NULL, "Body of the answer." },
+	{ "content_type", KW_STR, offsetof(struct conf_respond, content_type), 0, 0, "text/plain", NULL,
+	  false, 0, 0, NULL, NULL, "Content-Type of the answer." },
+};
+static const struct kw_table respond_table = {
+	"listeners[].routes[].respond", "Answer the request directly, without a server.", respond_kw,
+	ARRAY_LEN(respond_kw), 0, 0,
+};
+
+static const struct kw redirect_kw[] = {
+	{ "to", KW_STR, offsetof(struct conf_redirect, to), 0, 0, NULL, NULL, true, 0, 0, NULL, NULL,
+	  "Location to send the client to. `{host}`, `{path}` (with the query) and `{scheme}` are "
+	  "replaced by the request's: `https://{host}{path}`." },
+	{ "code", KW_UINT, offsetof(struct conf_redirect, code), 0, 0, "302", NULL, false, 301, 308, NULL,
+	  NULL, "301, 302, 303, 307 or 308." },
+};
+static const struct kw_table redirect_table = {
+	"listeners[].routes[].redirect", "Send the client elsewhere.", redirect_kw, ARRAY_LEN(redirect_kw),
+	0, 0,
+};
+
+static const struct kw route_kw[] = {
+	{ "name", KW_NAME, offsetof(struct conf_route, name), 0, 0, NULL, "(its position)", false, 0, 0,
+	  NULL, NULL, "Name in logs and metrics." },
+	{ "match", KW_SECTION, offsetof(struct conf_route, match), 0, 0, NULL, NULL, false, 0, 0, NULL,
+	  &match_table, "See `listeners[].routes[].match`." },
+	{ "pool", KW_NAME, offsetof(struct conf_route, pool_name), LOC(struct conf_route, pool_loc), 0, NULL,
+	  NULL, false, 0, 0, NULL, NULL, "Send matching requests to this pool." },
+	{ "respond", KW_SECTION, offsetof(struct conf_route, respond), LOC(struct conf_route, respond.loc), 0,
+	  NULL, NULL, false, 0, 0, NULL, &respond_table, "See `listeners[].routes[].respond`." },
+	{ "redirect", KW_SECTION, offsetof(struct conf_route, redirect), LOC(struct conf_route, redirect.loc),
+	  0, NULL, NULL, false, 0, 0, NULL, &redirect_table, "See `listeners[].routes[].redirect`." },
+};
+static const struct kw_table route_table = {
+	"listeners[].routes[]", "http: the first route whose `match` fits a request handles it with "
+	"exactly one of `pool`, `respond` or `redirect`. A request no route matches gets 404, unless "
+	"the listener names a `pool`, which then serves it.", route_kw, ARRAY_LEN(route_kw),
+	sizeof(struct conf_route), LOC(struct conf_route, loc),
 };
 
 static const struct kw listener_kw[] = {
@@ -138,7 +225,20 @@ static const struct kw listener_kw[] = {
 	{ "deny", KW_CIDRS, offsetof(struct conf_listener, deny), 0, 0, NULL, "(nobody)", false, 0, 0, NULL,
 	  NULL, "Clients in these networks are closed right after accept (checked before `allow`)." },
 	{ "pool", KW_NAME, offsetof(struct conf_listener, pool_name), LOC(struct conf_listener, pool_loc), 0,
-	  NULL, NULL, true, 0, 0, NULL, NULL, "The pool that serves this listener's connections." },
+	  NULL, NULL, false, 0, 0, NULL, NULL,
+	  "The pool that serves this listener's connections (required for tcp). For http, the pool of "
+	  "requests that no route matches." },
+	{ "routes", KW_LIST, offsetof(struct conf_listener, routes), LOC(struct conf_listener, routes_loc),
+	  offsetof(struct conf_listener, nroutes), NULL, NULL, false, 0, 0, NULL, &route_table,
+	  "http: see `listeners[].routes[]`." },
+	{ "limits", KW_SECTION, offsetof(struct conf_listener, limits), 0, 0, NULL, NULL, false, 0, 0,
+	  NULL, &limits_table, "http: see `listeners[].limits`." },
+	{ "trusted_proxies", KW_CIDRS, offsetof(struct conf_listener, trusted_proxies), 0, 0, NULL,
+	  "(none)", false, 0, 0, NULL, NULL,
+	  "http: clients in these networks may send an X-Forwarded-For that fulcrum keeps and appends "
+	  "to; from anyone else it is replaced." },
+	{ "forwarded", KW_BOOL, offsetof(struct conf_listener, forwarded), 0, 0, "false", NULL, false, 0, 0,
+	  NULL, NULL, "http: also add an RFC 7239 `Forwarded` field." },
 	{ "max_connections", KW_UINT, offsetof(struct conf_listener, max_connections), 0, 0, "0",
 	  "0 (only the global limit)", false, 0, 10000000, NULL, NULL,
 	  "Client connections open at once on this listener; further clients wait in the kernel's "
@@ -170,6 +270,17 @@ static const struct kw_table server_table = {
 	sizeof(struct conf_server), LOC(struct conf_server, addr.loc),
 };
 
+static const struct kw keepalive_kw[] = {
+	{ "max_idle", KW_UINT, offsetof(struct conf_keepalive, max_idle), 0, 0, "64", NULL, false, 0, 100000,
+	  NULL, NULL, "Idle server connections kept per worker for reuse; 0 closes each after its response." },
+	{ "idle_timeout", KW_DURATION, offsetof(struct conf_keepalive, idle_timeout), 0, 0, "30s", NULL,
+	  false, 1, 86400000, NULL, NULL, "An idle server connection is closed after this long." },
+};
+static const struct kw_table keepalive_table = {
+	"pools[].keepalive", "http: reuse of server connections.", keepalive_kw, ARRAY_LEN(keepalive_kw),
+	0, 0,
+};
+
 static const struct kw pool_kw[] = {
 	{ "name", KW_NAME, offsetof(struct conf_pool, name), LOC(struct conf_pool, name_loc), 0, NULL, NULL,
 	  true, 0, 0, NULL, NULL, "Unique name that listeners refer to." },
@@ -184,6 +295,8 @@ static const struct kw pool_kw[] = {
 	{ "retries", KW_INT_AUTO, offsetof(struct conf_pool, retries), 0, 0, "auto",
 	  "auto (number of servers - 1)", false, 0, 1000, NULL, NULL,
 	  "After a failed connect, how many other servers are tried before the client is closed." },
+	{ "keepalive", KW_SECTION, offsetof(struct conf_pool, keepalive), 0, 0, NULL, NULL, false, 0, 0, NULL,
+	  &keepalive_table, "See `pools[].keepalive`." },
 	{ "servers", KW_LIST, offsetof(struct conf_pool, servers), 0, offsetof(struct conf_pool, nservers),
 	  NULL, NULL, true, 0, 0, NULL, &server_table, "See `pools[].servers[]`." },
 };
@@ -477,6 +590,17 @@ static bool cidr_item(struct ctx *c, const struct kw *k, yaml_node_t *item, char
 	return true;
 }
 
+static bool str_item(struct ctx *c, const struct kw *k, yaml_node_t *item, char *dst, size_t i,
+		     const char *path)
+{
+	if (!*scalar(item)) {
+		err(c, node_loc(item), path, "must not be empty");
+		return false;
+	}
+	*(char **)dst = xstrdup(scalar(item));
+	return true;
+}
+
 static void apply_value(struct ctx *c, const struct kw *k, yaml_node_t *node, char *base,
 			const char *path)
 {
@@ -505,6 +629,13 @@ static void apply_value(struct ctx *c, const struct kw *k, yaml_node_t *node, ch
 		l->v = items;
 		return;
 	}
+	case KW_STRS: {
+		struct str_list *l = field;
+		void *items = NULL;
+		each_item(c, k, node, base, path, sizeof(char *), &items, &l->n, str_item);
+		l->v = items;
+		return;
+	}
 	case KW_LIST: {
 		yaml_node_item_t *it;
 		size_t n = 0, i = 0;
@@ -522,7 +653,10 @@ static void apply_value(struct ctx *c, const struct kw *k, yaml_node_t *node, ch
 			char ipath[256];
 			char *elem = items + i * k->sub->size;
 			snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
-			set_loc(elem, k->sub->loc_off, node_loc(item));
+			/* Only an item that is a mapping gets a location: checks of
+			 * missing keys skip the others, whose error is reported. */
+			if (item->type == YAML_MAPPING_NODE)
+				set_loc(elem, k->sub->loc_off, node_loc(item));
 			apply_map(c, k->sub, item, elem, ipath);
 		}
 		*(void **)field = items;
@@ -709,6 +843,78 @@ static void check_pools(struct ctx *c, struct config *cfg)
 	}
 }
 
+static struct conf_pool *resolve_pool(struct ctx *c, struct config *cfg, int lproto, const char *name,
+				      struct conf_loc loc, const char *path, bool *used)
+{
+	char names[512];
+	size_t n = 0;
+	struct conf_pool *found = NULL;
+	/* Mark every pool of that name used: duplicates are reported once, as
+	 * duplicates, not again as unused. */
+	for (size_t p = 0; p < cfg->npools; p++) {
+		struct conf_pool *pool = &cfg->pools[p];
+		if (!pool->name || strcmp(pool->name, name) != 0)
+			continue;
+		used[p] = true;
+		if (!found)
+			found = pool;
+	}
+	if (found) {
+		if (!pair_allowed(lproto, found->protocol))
+			err(c, loc, path, "a %s listener cannot use pool \"%s\" of protocol %s; %s",
+			    conf_proto_name(lproto), found->name, conf_proto_name(found->protocol), pairs_text);
+		return found;
+	}
+	names[0] = '\0';
+	for (size_t p = 0; p < cfg->npools; p++)
+		n += (size_t)snprintf(names + n, n < sizeof(names) ? sizeof(names) - n : 0, "%s%s",
+				      p ? ", " : "", cfg->pools[p].name ? cfg->pools[p].name : "?");
+	err(c, loc, path, "no pool is named \"%s\" (pools defined: %s)", name,
+	    cfg->npools ? names : "none");
+	return NULL;
+}
+
+/* Host patterns are compared in lower case; "*." is allowed only in front. */
+static bool normalise_host(char *h)
+{
+	const char *rest = strncmp(h, "*.", 2) == 0 ? h + 2 : h;
+	if (!*rest || strchr(rest, '*') || strchr(h, ':') || strchr(h, '/'))
+		return false;
+	for (char *p = h; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+	return true;
+}
+
+static void check_routes(struct ctx *c, struct config *cfg, struct conf_listener *l,
+			 const char *lpath, bool *used)
+{
+	for (size_t r = 0; r < l->nroutes; r++) {
+		struct conf_route *rt = &l->routes[r];
+		char path[96], kp[96];
+		int actions = (rt->pool_name != NULL) + (rt->respond.loc.line != 0) +
+			      (rt->redirect.loc.line != 0);
+		snprintf(path, sizeof(path), "%s.routes[%zu]", lpath, r);
+		if (actions != 1)
+			err(c, rt->loc, path, "a route needs exactly one of `pool`, `respond` or `redirect` "
+			    "(this one has %d)", actions);
+		if (rt->pool_name)
+			rt->pool = resolve_pool(c, cfg, l->protocol, rt->pool_name, rt->pool_loc,
+						sub(path, "pool", kp), used);
+		if (rt->redirect.loc.line && rt->redirect.code != 301 && rt->redirect.code != 302 &&
+		    rt->redirect.code != 303 && rt->redirect.code != 307 && rt->redirect.code != 308)
+			err(c, rt->redirect.loc, sub(path, "redirect.code", kp), "%llu is not a redirect "
+			    "status; use 301, 302, 303, 307 or 308", (unsigned long long)rt->redirect.code);
+		if (rt->match.host && !normalise_host(rt->match.host))
+			err(c, rt->loc, sub(path, "match.host", kp), "\"%s\" is not a host name; write "
+			    "api.example.com or *.example.com, without a port", rt->match.host);
+		if (rt->match.path_prefix && rt->match.path_prefix[0] != '/')
+			err(c, rt->loc, sub(path, "match.path_prefix", kp), "must start with /");
+		if (rt->match.path && rt->match.path[0] != '/')
+			err(c, rt->loc, sub(path, "match.path", kp), "must start with /");
+	}
+}
+
 static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc root)
 {
 	bool *used = xcalloc(cfg->npools, sizeof(bool));
@@ -754,26 +960,22 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 		}
 		if (l->binds && l->nbinds == 0)
 			err(c, l->bind_loc, sub(path, "bind", kp), "the list is empty; give at least one address");
-		if (!l->pool_name)
-			continue;
-		for (size_t p = 0; p < cfg->npools; p++)
-			if (cfg->pools[p].name && strcmp(cfg->pools[p].name, l->pool_name) == 0) {
-				l->pool = &cfg->pools[p];
-				used[p] = true;
-			}
-		if (!l->pool) {
-			char names[512];
-			size_t n = 0;
-			names[0] = '\0';
-			for (size_t p = 0; p < cfg->npools; p++)
-				n += (size_t)snprintf(names + n, n < sizeof(names) ? sizeof(names) - n : 0,
-						      "%s%s", p ? ", " : "", cfg->pools[p].name ? cfg->pools[p].name : "?");
-			err(c, l->pool_loc, sub(path, "pool", kp), "no pool is named \"%s\" (pools defined: %s)",
-			    l->pool_name, cfg->npools ? names : "none");
-		} else if (!pair_allowed(l->protocol, l->pool->protocol)) {
-			err(c, l->pool_loc, sub(path, "pool", kp), "a %s listener cannot use pool \"%s\" of protocol %s; %s",
-			    conf_proto_name(l->protocol), l->pool->name, conf_proto_name(l->pool->protocol),
-			    pairs_text);
+		if (l->pool_name)
+			l->pool = resolve_pool(c, cfg, l->protocol, l->pool_name, l->pool_loc,
+					       sub(path, "pool", kp), used);
+		if (l->protocol == PROTO_HTTP) {
+			if (!l->pool_name && !l->pool_loc.line && l->nroutes == 0 && l->loc.line)
+				err(c, l->loc, path, "an http listener needs `routes`, a `pool`, or both");
+			check_routes(c, cfg, l, path, used);
+		} else {
+			/* Absent, not merely invalid (that was reported), on a listener
+			 * that is a mapping at all. */
+			if (!l->pool_name && !l->pool_loc.line && l->loc.line)
+				err(c, l->loc, sub(path, "pool", kp), "missing; a %s listener needs a pool",
+				    conf_proto_name(l->protocol));
+			if (l->routes)
+				err(c, l->routes_loc, sub(path, "routes", kp), "routes are for http listeners; a %s "
+				    "listener sends every connection to its pool", conf_proto_name(l->protocol));
 		}
 	}
 	for (size_t p = 0; p < cfg->npools; p++)
@@ -803,6 +1005,23 @@ void conf_free(struct config *cfg)
 		free(l->binds);
 		free(l->allow.v);
 		free(l->deny.v);
+		free(l->trusted_proxies.v);
+		for (size_t r = 0; r < l->nroutes; r++) {
+			struct conf_route *rt = &l->routes[r];
+			free(rt->name);
+			free(rt->pool_name);
+			free(rt->match.host);
+			free(rt->match.path_prefix);
+			free(rt->match.path);
+			for (size_t m = 0; m < rt->match.methods.n; m++)
+				free(rt->match.methods.v[m]);
+			free(rt->match.methods.v);
+			free(rt->match.source.v);
+			free(rt->respond.body);
+			free(rt->respond.content_type);
+			free(rt->redirect.to);
+		}
+		free(l->routes);
 	}
 	free(cfg->listeners);
 	for (size_t i = 0; i < cfg->npools; i++) {
@@ -943,6 +1162,7 @@ static const char *type_text(const struct kw *k, char *buf, size_t len)
 	case KW_ADDR: return "address";
 	case KW_ADDRS: return "address, or list of addresses";
 	case KW_CIDRS: return "network (CIDR), or list of networks";
+	case KW_STRS: return "text, or list of texts";
 	case KW_SECTION: return "section";
 	case KW_LIST: return "list of sections";
 	}

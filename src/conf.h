@@ -35,11 +35,17 @@ struct conf_server {
 	struct conf_loc loc;
 };
 
+struct conf_keepalive {
+	uint64_t max_idle;
+	uint64_t idle_timeout;
+};
+
 struct conf_pool {
 	char *name;
 	int protocol;                /* enum proto */
 	int algorithm;               /* enum lb_algo */
 	int64_t retries;             /* -1: number of servers - 1 */
+	struct conf_keepalive keepalive;
 	struct conf_server *servers;
 	size_t nservers;
 	struct conf_loc loc, name_loc, protocol_loc;
@@ -49,7 +55,55 @@ struct conf_timeouts {
 	uint64_t connect;
 	uint64_t client_idle;
 	uint64_t server_idle;
+	uint64_t header;             /* http: whole request head */
+	uint64_t server;             /* http: backend response head */
+	uint64_t keepalive;          /* http: idle client between requests */
 };
+
+struct str_list {
+	char **v;
+	size_t n;
+};
+
+/* HTTP limits of a listener. */
+struct conf_limits {
+	uint64_t request_line;
+	uint64_t head;
+	uint64_t fields;
+	uint64_t body;               /* 0: unlimited */
+};
+
+struct conf_match {
+	char *host;                  /* exact, or "*.example.com"; lower case */
+	char *path_prefix;
+	char *path;
+	struct str_list methods;
+	struct cidr_list source;
+};
+
+struct conf_respond {
+	uint64_t status;
+	char *body;
+	char *content_type;
+	struct conf_loc loc;         /* line 0: not given */
+};
+
+struct conf_redirect {
+	char *to;
+	uint64_t code;
+	struct conf_loc loc;
+};
+
+struct conf_route {
+	char *name;
+	struct conf_match match;
+	char *pool_name;
+	struct conf_pool *pool;      /* resolved */
+	struct conf_respond respond;
+	struct conf_redirect redirect;
+	struct conf_loc loc, pool_loc;
+};
+
 
 struct conf_listener {
 	char *name;
@@ -64,7 +118,12 @@ struct conf_listener {
 	uint64_t backlog;
 	int forwarding;              /* enum fwd_mode */
 	struct conf_timeouts timeouts;
-	struct conf_loc loc, name_loc, bind_loc, pool_loc, protocol_loc;
+	struct conf_limits limits;
+	struct conf_route *routes;   /* http: the pool key adds a last catch-all route */
+	size_t nroutes;
+	struct cidr_list trusted_proxies;
+	bool forwarded;              /* add an RFC 7239 Forwarded field */
+	struct conf_loc loc, name_loc, bind_loc, pool_loc, protocol_loc, routes_loc;
 };
 
 struct conf_log {

@@ -455,7 +455,7 @@ static void test_unknown_key(void **state)
 		"t.yaml:2:3: global: unknown key \"wrokers\"; did you mean \"workers\"? "
 		"(valid keys here: workers, max_connections, drain_timeout, log)",
 		"t.yaml:7:5: listeners[0]: unknown key \"max_conections\"; did you mean \"max_connections\"? "
-		"(valid keys here: name, bind, protocol, public, allow, deny, pool, max_connections, "
+		"(valid keys here: name, bind, protocol, public, allow, deny, pool, routes, limits, trusted_proxies, forwarded, max_connections, "
 		"backlog, forwarding, timeouts)",
 		"t.yaml:12:9: pools[0].servers[0]: unknown key \"colour\" "
 		"(valid keys here: address, weight, backup)");
@@ -625,8 +625,8 @@ static void test_missing_required(void **state)
 		"      - weight: 2\n",
 		LINES("t.yaml:2:5: listeners[0].name: missing; this key is required here",
 		      "t.yaml:2:5: listeners[0].bind: missing; this key is required here",
-		      "t.yaml:2:5: listeners[0].pool: missing; this key is required here",
-		      "t.yaml:6:9: pools[0].servers[0].address: missing; this key is required here"),
+		      "t.yaml:6:9: pools[0].servers[0].address: missing; this key is required here",
+		      "t.yaml:2:5: listeners[0].pool: missing; a tcp listener needs a pool"),
 		LINES("t.yaml:4:11: warning: pool \"app\" is not used by any listener"));
 }
 
