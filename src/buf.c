@@ -1,32 +1,55 @@
 #include "buf.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-struct buf *buf_get(struct buf_pool *p)
+static struct buf *take(struct buf **list, uint32_t *n, uint32_t cap)
 {
-	struct buf *b = p->free;
+	struct buf *b = *list;
 	if (b) {
-		p->free = b->next;
-		p->nfree--;
+		*list = b->next;
+		(*n)--;
 	} else {
-		b = xmalloc(sizeof(*b));
+		b = xmalloc(sizeof(*b) + cap);
+		b->cap = cap;
 	}
 	b->head = b->tail = 0;
 	b->next = NULL;
 	return b;
 }
 
+struct buf *buf_get(struct buf_pool *p)
+{
+	return take(&p->free, &p->nfree, BUF_SIZE);
+}
+
+struct buf *buf_get_large(struct buf_pool *p)
+{
+	return take(&p->free_large, &p->nfree_large, BUF_LARGE);
+}
+
 void buf_put(struct buf_pool *p, struct buf *b)
 {
-	if (p->nfree >= BUF_POOL_MAX) {
+	struct buf **list = b->cap == BUF_SIZE ? &p->free : &p->free_large;
+	uint32_t *n = b->cap == BUF_SIZE ? &p->nfree : &p->nfree_large;
+	if (*n >= BUF_POOL_MAX) {
 		free(b);
 		return;
 	}
-	b->next = p->free;
-	p->free = b;
-	p->nfree++;
+	b->next = *list;
+	*list = b;
+	(*n)++;
+}
+
+void buf_compact(struct buf *b)
+{
+	if (b->head == 0)
+		return;
+	memmove(b->data, b->data + b->head, b->tail - b->head);
+	b->tail -= b->head;
+	b->head = 0;
 }
 
 struct fpipe *pipe_get(struct buf_pool *p, int *err)
@@ -75,11 +98,15 @@ void pipe_put(struct buf_pool *p, struct fpipe *pp)
 
 void buf_pool_clear(struct buf_pool *p)
 {
-	while (p->free) {
-		struct buf *b = p->free;
-		p->free = b->next;
-		free(b);
+	struct buf **lists[] = { &p->free, &p->free_large };
+	for (size_t i = 0; i < ARRAY_LEN(lists); i++) {
+		while (*lists[i]) {
+			struct buf *b = *lists[i];
+			*lists[i] = b->next;
+			free(b);
+		}
 	}
+	p->nfree_large = 0;
 	while (p->pipes) {
 		struct fpipe *pp = p->pipes;
 		p->pipes = pp->next;

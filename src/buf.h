@@ -11,14 +11,16 @@
 
 #include "common.h"
 
-#define BUF_SIZE 16384
-#define BUF_POOL_MAX 256     /* idle buffers kept per worker */
+#define BUF_SIZE 16384       /* forwarding buffers */
+#define BUF_LARGE 66560      /* HTTP heads: the 64 KiB head limit and room to spare */
+#define BUF_POOL_MAX 256     /* idle buffers kept per worker and size */
 #define PIPE_POOL_MAX 64     /* idle pipes kept per worker */
 
 struct buf {
 	uint32_t head, tail;
+	uint32_t cap;            /* BUF_SIZE or BUF_LARGE */
 	struct buf *next;        /* free list link */
-	char data[BUF_SIZE];
+	char data[];
 };
 
 /* A kernel pipe used by splice(); `fill` counts the bytes inside it. */
@@ -29,19 +31,22 @@ struct fpipe {
 };
 
 struct buf_pool {
-	struct buf *free;
-	uint32_t nfree;
+	struct buf *free, *free_large;
+	uint32_t nfree, nfree_large;
 	struct fpipe *pipes;
 	uint32_t npipes;
 };
 
-/* Take an empty buffer (never NULL). */
+/* Take an empty buffer of BUF_SIZE or BUF_LARGE bytes (never NULL). */
 struct buf *buf_get(struct buf_pool *p);
+struct buf *buf_get_large(struct buf_pool *p);
 /* Give back a buffer; it need not be empty. */
 void buf_put(struct buf_pool *p, struct buf *b);
 
 static inline uint32_t buf_len(const struct buf *b) { return b->tail - b->head; }
-static inline uint32_t buf_room(const struct buf *b) { return BUF_SIZE - b->tail; }
+static inline uint32_t buf_room(const struct buf *b) { return b->cap - b->tail; }
+/* Move pending bytes to the front so that buf_room() is as large as it can be. */
+void buf_compact(struct buf *b);
 
 /* Take an empty pipe, or NULL with -errno in *err (EMFILE...). */
 struct fpipe *pipe_get(struct buf_pool *p, int *err);

@@ -419,7 +419,7 @@ static int move_buffer(struct stream *s, struct side *src, struct side *dst, str
 			 * FIN was reported, whose edge has already been consumed. */
 			if ((size_t)n < want && !src->hup)
 				src->can_read = false;
-			else if ((size_t)n == BUF_SIZE && s->l->splice && !d->no_splice)
+			else if ((size_t)n == d->buf->cap && s->l->splice && !d->no_splice)
 				d->bulk = true;
 			d->buf->tail += (uint32_t)n;
 			rc = MOVE_PROGRESS;
