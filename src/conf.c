@@ -215,7 +215,7 @@ static const struct kw listener_kw[] = {
 	  "`:80`) needs `public: true`." },
 	{ "protocol", KW_ENUM, offsetof(struct conf_listener, protocol), LOC(struct conf_listener, protocol_loc),
 	  0, "tcp", NULL, false, 0, 0, proto_names, NULL,
-	  "What the listener speaks. This version serves `tcp`; the others are reserved." },
+	  "What the listener speaks. This version serves `tcp` and `http`; the others are reserved." },
 	{ "public", KW_BOOL, offsetof(struct conf_listener, public_), 0, 0, "false", NULL, false, 0, 0, NULL,
 	  NULL, "Must be `true` to bind a wildcard address, which listens on every interface." },
 	{ "allow", KW_CIDRS, offsetof(struct conf_listener, allow), 0, 0, NULL, "(everyone)", false, 0, 0,
@@ -802,7 +802,7 @@ static const char pairs_text[] =
 
 static bool proto_available(int proto)
 {
-	return proto == PROTO_TCP;
+	return proto == PROTO_TCP || proto == PROTO_HTTP;
 }
 
 static bool same_addr(const struct conf_addr *a, const struct conf_addr *b)
@@ -829,7 +829,7 @@ static void check_pools(struct ctx *c, struct config *cfg)
 				    "line %d); pool names must be unique", p->name, cfg->pools[j].name_loc.line);
 		if (!proto_available(p->protocol))
 			err(c, p->protocol_loc, sub(path, "protocol", kp), "protocol %s is not available in this version of "
-			    "fulcrum; use tcp", conf_proto_name(p->protocol));
+			    "fulcrum; use tcp or http", conf_proto_name(p->protocol));
 		if (p->servers && p->nservers == 0)
 			err(c, p->loc, sub(path, "servers", kp), "the list is empty; a pool needs at least one server");
 		for (size_t s = 0; s < p->nservers; s++)
@@ -931,7 +931,7 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 				    cfg->listeners[j].name_loc.line);
 		if (!proto_available(l->protocol))
 			err(c, l->protocol_loc, sub(path, "protocol", kp), "protocol %s is not available in this version of "
-			    "fulcrum; use tcp", conf_proto_name(l->protocol));
+			    "fulcrum; use tcp or http", conf_proto_name(l->protocol));
 		for (size_t b = 0; b < l->nbinds; b++) {
 			struct conf_addr *a = &l->binds[b];
 			if (a->ss.ss_family == AF_INET6 &&
@@ -1202,7 +1202,7 @@ void conf_write_reference(FILE *out)
 	      "- Addresses are numeric: `127.0.0.1:8080`, `[::1]:8080`; `:8080` means every IPv4 "
 	      "interface.\n"
 	      "- Listener and pool protocols pair as: tcp -> tcp, ssl -> tcp, udp -> udp, "
-	      "http -> http, https -> http or https. This version serves tcp.\n\n",
+	      "http -> http, https -> http or https. This version serves tcp and http.\n\n",
 	      out);
 	write_table(out, &root_table);
 }

@@ -168,6 +168,20 @@ void log_flush(void)
 	alen = 0;
 }
 
+/* Add one formatted record (snprintf's result n for a buffer of size cap)
+ * to this thread's batch. */
+static void access_append(const char *rec, int n, size_t cap)
+{
+	if (n < 0)
+		return;
+	if ((size_t)n >= cap)
+		n = (int)cap - 1;
+	if (alen + (size_t)n > sizeof(abuf))
+		log_flush();
+	memcpy(abuf + alen, rec, (size_t)n);
+	alen += (size_t)n;
+}
+
 void log_access(const struct access_rec *r)
 {
 	char client[ADDR_STRLEN], ts[40], rec[1024];
@@ -194,12 +208,64 @@ void log_access(const struct access_rec *r)
 			     ts, client, r->listener, r->server ? r->server : "-",
 			     (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out,
 			     (unsigned long long)r->duration_ms, r->retries, r->cause);
-	if (n < 0)
+	access_append(rec, n, sizeof(rec));
+}
+
+/* Copy s into out as a JSON string body / log token: quotes, backslashes,
+ * control bytes and bytes above 126 are escaped, so a client cannot forge
+ * log lines or break the JSON. */
+static void esc(char *out, size_t len, const char *s, bool json)
+{
+	size_t o = 0;
+	for (; s && *s && o + 7 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch < 0x20 || ch > 0x7e || (!json && ch == ' ')) {
+			o += (size_t)snprintf(out + o, len - o, json ? "\\u%04x" : "\\x%02x", ch);
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = '\0';
+}
+
+void log_http(const struct http_rec *r)
+{
+	char client[ADDR_STRLEN], ts[40], rec[2048], method[64], target[600];
+	int n;
+	if (access_fd < 0)
 		return;
-	if ((size_t)n >= sizeof(rec))
-		n = sizeof(rec) - 1;
-	if (alen + (size_t)n > sizeof(abuf))
-		log_flush();
-	memcpy(abuf + alen, rec, (size_t)n);
-	alen += (size_t)n;
+	addr_format_host(r->client, client, sizeof(client));
+	fmt_time(ts, sizeof(ts), true);
+	esc(method, sizeof(method), r->method ? r->method : "-", log_fmt == LOGF_JSON);
+	esc(target, sizeof(target), r->target ? r->target : "-", log_fmt == LOGF_JSON);
+	if (log_fmt == LOGF_JSON)
+		n = snprintf(rec, sizeof(rec),
+			     "{\"time\":\"%s\",\"client\":\"%s\",\"listener\":\"%s\",\"route\":%s%s%s,"
+			     "\"pool\":%s%s%s,\"server\":%s%s%s,\"method\":\"%s\",\"target\":\"%s\","
+			     "\"version\":\"HTTP/1.%d\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
+			     "\"request_ms\":%lld,\"connect_ms\":%lld,\"ttfb_ms\":%lld,\"total_ms\":%lld,"
+			     "\"retries\":%u,\"cause\":\"%s\"}\n",
+			     ts, client, r->listener,
+			     r->route ? "\"" : "", r->route ? r->route : "null", r->route ? "\"" : "",
+			     r->pool ? "\"" : "", r->pool ? r->pool : "null", r->pool ? "\"" : "",
+			     r->server ? "\"" : "", r->server ? r->server : "null", r->server ? "\"" : "",
+			     method, target, r->version == 10 ? 0 : 1, r->status,
+			     (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out,
+			     (long long)r->request_ms, (long long)r->connect_ms, (long long)r->ttfb_ms,
+			     (long long)r->total_ms, r->retries, r->cause);
+	else
+		n = snprintf(rec, sizeof(rec),
+			     "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu listener=%s route=%s pool=%s server=%s "
+			     "bytes_in=%llu request_ms=%lld connect_ms=%lld ttfb_ms=%lld total_ms=%lld "
+			     "retries=%u cause=%s\n",
+			     client, ts, method, target, r->version == 10 ? 0 : 1, r->status,
+			     (unsigned long long)r->bytes_out, r->listener, r->route ? r->route : "-",
+			     r->pool ? r->pool : "-", r->server ? r->server : "-",
+			     (unsigned long long)r->bytes_in, (long long)r->request_ms,
+			     (long long)r->connect_ms, (long long)r->ttfb_ms, (long long)r->total_ms,
+			     r->retries, r->cause);
+	access_append(rec, n, sizeof(rec));
 }

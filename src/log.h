@@ -49,6 +49,27 @@ struct access_rec {
 };
 
 void log_access(const struct access_rec *r);
+
+/* One HTTP request. Times in ms from the first byte of the request; -1 when
+ * the phase did not happen. */
+struct http_rec {
+	const struct sockaddr *client;
+	const char *listener;
+	const char *route;          /* NULL: none matched */
+	const char *pool;
+	const char *server;
+	const char *method;         /* may hold any bytes: escaped when written */
+	const char *target;
+	int version;                /* 10 or 11 */
+	int status;                 /* 0: no response */
+	uint64_t bytes_in;          /* request bytes from the client */
+	uint64_t bytes_out;         /* response bytes to the client */
+	int64_t request_ms, connect_ms, ttfb_ms, total_ms;
+	unsigned retries;
+	const char *cause;
+};
+
+void log_http(const struct http_rec *r);
 /* Write this thread's pending access records. */
 void log_flush(void);
 

@@ -1,7 +1,9 @@
 #include "runtime.h"
 #include "log.h"
 
+#include <netinet/in.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -73,8 +75,22 @@ struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
 		struct listener_rt *l = &g->listeners[i];
 		l->conf = &cfg->listeners[i];
 		l->index = (uint32_t)i;
-		l->pool = &g->pools[l->conf->pool - cfg->pools];
+		l->pool = l->conf->pool ? &g->pools[l->conf->pool - cfg->pools] : NULL;
 		l->splice = l->conf->forwarding == FWD_AUTO;
+		l->port = ntohs(l->conf->binds[0].ss.ss_family == AF_INET6 ?
+				((struct sockaddr_in6 *)&l->conf->binds[0].ss)->sin6_port :
+				((struct sockaddr_in *)&l->conf->binds[0].ss)->sin_port);
+		l->nroutes = l->conf->nroutes;
+		l->routes = xcalloc(l->nroutes, sizeof(*l->routes));
+		for (size_t r = 0; r < l->nroutes; r++) {
+			const struct conf_route *cr = &l->conf->routes[r];
+			l->routes[r].conf = cr;
+			l->routes[r].pool = cr->pool ? &g->pools[cr->pool - cfg->pools] : NULL;
+			if (cr->name)
+				snprintf(l->routes[r].name, sizeof(l->routes[r].name), "%s", cr->name);
+			else
+				snprintf(l->routes[r].name, sizeof(l->routes[r].name), "route%zu", r);
+		}
 	}
 	g->stats = xcalloc(nworkers, sizeof(*g->stats));
 	for (uint32_t w = 0; w < nworkers; w++)
@@ -93,6 +109,8 @@ void gen_free(struct gen *g)
 		free(g->pools[i].lb.servers);
 	}
 	free(g->pools);
+	for (size_t i = 0; i < g->nlisteners; i++)
+		free(g->listeners[i].routes);
 	free(g->listeners);
 	if (g->stats)
 		for (uint32_t w = 0; w < g->nworkers; w++)
@@ -108,9 +126,10 @@ void gen_log_counters(struct gen *g)
 		uint64_t c[sizeof(struct ctr_listener) / sizeof(counter_t)];
 		stats_sum(c, g->stats, g->nworkers, sizeof(struct ctr_listener), stats_pick_listener, i, 0);
 		log_info("counters listener=%s accepted=%llu active=%llu refused_acl=%llu no_server=%llu "
-			 "bytes_in=%llu bytes_out=%llu", g->listeners[i].conf->name,
+			 "bytes_in=%llu bytes_out=%llu requests=%llu rejected=%llu", g->listeners[i].conf->name,
 			 (unsigned long long)c[0], (unsigned long long)c[1], (unsigned long long)c[2],
-			 (unsigned long long)c[3], (unsigned long long)c[4], (unsigned long long)c[5]);
+			 (unsigned long long)c[3], (unsigned long long)c[4], (unsigned long long)c[5],
+			 (unsigned long long)c[6], (unsigned long long)c[7]);
 	}
 	for (size_t i = 0; i < g->npools; i++) {
 		uint64_t c[sizeof(struct ctr_pool) / sizeof(counter_t)];

@@ -15,9 +15,18 @@ struct pool_rt {
 	uint32_t index;
 };
 
+struct route_rt {
+	const struct conf_route *conf;
+	struct pool_rt *pool;             /* NULL for respond and redirect */
+	char name[32];                    /* conf name, or "route<N>" */
+};
+
 struct listener_rt {
 	const struct conf_listener *conf;
-	struct pool_rt *pool;
+	struct pool_rt *pool;             /* tcp: the pool; http: the default pool or NULL */
+	struct route_rt *routes;
+	size_t nroutes;
+	uint16_t port;                    /* of the first bind, for X-Forwarded-Port */
 	uint32_t index;
 	_Atomic uint64_t active;          /* open connections, all workers */
 	bool splice;                      /* forwarding path */

@@ -12,6 +12,8 @@ struct ctr_listener {
 	counter_t no_server;      /* closed because no server could be reached */
 	counter_t bytes_in;       /* client -> backend */
 	counter_t bytes_out;      /* backend -> client */
+	counter_t requests;       /* http: request heads parsed */
+	counter_t rejected;       /* http: refused by fulcrum with a 4xx */
 };
 
 struct ctr_pool {

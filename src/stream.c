@@ -614,11 +614,7 @@ static void stream_close(struct stream *s, const char *cause)
 	s->next = w->dead;
 	w->dead = s;
 
-	/* Sequentially consistent, paired with pause_listener's count: either
-	 * this side sees the pause, or the pausing side sees the free slot. */
-	atomic_fetch_sub(&s->l->active, 1);
-	atomic_fetch_sub(&w->gen->active, 1);
-	worker_slot_freed(w);
+	worker_conn_closed(w, s->l);
 }
 
 void stream_close_all(struct worker *w, const char *cause)

@@ -2,6 +2,7 @@
 #include "addr.h"
 #include "log.h"
 #include "stream.h"
+#include "http.h"
 
 #include <netinet/in.h>
 #include <stdio.h>
@@ -124,6 +125,14 @@ void worker_out_of_fds(struct worker *w)
 	loop_timer_set(w->loop, &w->resume_timer, EMFILE_PAUSE_MS);
 }
 
+void worker_conn_closed(struct worker *w, struct listener_rt *l)
+{
+	/* Sequentially consistent, paired with pause_listener's count: either
+	 * this side sees the pause, or the pausing side sees the free slot. */
+	release_slot(w->gen, l);
+	worker_slot_freed(w);
+}
+
 void worker_slot_freed(struct worker *w)
 {
 	struct gen *g = w->gen;
@@ -212,7 +221,10 @@ static void accept_loop(struct wlistener *wl)
 			refuse(w, wl, fd, &peer);
 			continue;
 		}
-		stream_accept(w, wl->l, fd, &peer);
+		if (wl->l->conf->protocol == PROTO_HTTP)
+			http_accept(w, wl->l, fd, &peer);
+		else
+			stream_accept(w, wl->l, fd, &peer);
 	}
 }
 
@@ -257,9 +269,12 @@ static void on_wake(struct loop *l, void *arg)
 	if (stop && !w->draining) {
 		w->draining = true;
 		stop_listening(w);
+		http_drain(w);
 	}
-	if (stop >= 2)
+	if (stop >= 2) {
 		stream_close_all(w, "shutdown");
+		http_close_all(w);
+	}
 	if (w->npaused)
 		resume_all(w);
 }
@@ -278,12 +293,14 @@ static void *worker_main(void *arg)
 		}
 		stream_run_again(w);
 		stream_reap(w);
+		http_reap(w);
 		log_flush();
 		if (w->draining && w->nstreams == 0)
 			break;
 	}
 	stream_close_all(w, "shutdown");
 	stream_reap(w);
+	http_worker_free(w);
 	log_flush();
 	return NULL;
 }

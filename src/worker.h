@@ -13,6 +13,8 @@
 
 struct worker;
 struct stream;
+struct http_worker;
+struct h1_msg;
 
 /* One listening socket of one worker. */
 struct wlistener {
@@ -41,6 +43,8 @@ struct worker {
 	struct stream *fd_wait;   /* accepted, waiting for a descriptor to connect */
 	size_t npaused;
 	struct loop_timer resume_timer;
+	struct http_worker *http; /* http.c's per-worker state, made on first use */
+	struct h1_msg *h1msg;     /* scratch for parsing heads */
 	_Atomic int stop;         /* 1: drain, 2: close everything now */
 	bool draining;
 };
@@ -58,7 +62,9 @@ void workers_stop(struct worker *ws, uint32_t n, int level);
 size_t workers_active(struct worker *ws, uint32_t n);
 void workers_join_free(struct worker *ws, uint32_t n);
 
-/* Called by the stream engine when a connection slot frees up. */
+/* A client connection of listener l closed: give its slot back. */
+void worker_conn_closed(struct worker *w, struct listener_rt *l);
+/* Called when a connection slot frees up. */
 void worker_slot_freed(struct worker *w);
 /* Called when a descriptor for a backend socket could not be had: stop
  * accepting on this worker and retry a little later. */

@@ -846,7 +846,6 @@ static void test_mapped_ipv6_bind(void **state)
 static void test_protocol_pairing(void **state)
 {
 	(void)state;
-	/* Only tcp exists today, so the http pool is refused on its own too. */
 	EXPECT_ERRORS(
 		"listeners:\n"
 		"  - name: web\n"
@@ -857,7 +856,6 @@ static void test_protocol_pairing(void **state)
 		"  - name: app\n"
 		"    protocol: http\n"
 		"    servers: [{ address: 127.0.0.1:9001 }]\n",
-		"t.yaml:8:15: pools[0].protocol: protocol http is not available in this version of fulcrum; use tcp",
 		"t.yaml:5:11: listeners[0].pool: a tcp listener cannot use pool \"app\" of protocol http; allowed "
 		"pairs (listener -> pool): tcp -> tcp, ssl -> tcp, udp -> udp, http -> http, https -> http "
 		"or https");
@@ -870,11 +868,11 @@ static void test_protocol_pairing(void **state)
 		"pools:\n"
 		"  - { name: tcp, servers: [{ address: 127.0.0.1:9001 }] }\n"
 		"  - { name: web, protocol: https, servers: [{ address: 127.0.0.1:9002 }] }\n",
-		"t.yaml:7:28: pools[1].protocol: protocol https is not available in this version of fulcrum; use tcp",
-		"t.yaml:2:48: listeners[0].protocol: protocol ssl is not available in this version of fulcrum; use tcp",
+		"t.yaml:7:28: pools[1].protocol: protocol https is not available in this version of fulcrum; use tcp or http",
+		"t.yaml:2:48: listeners[0].protocol: protocol ssl is not available in this version of fulcrum; use tcp or http",
 		"t.yaml:3:48: listeners[1].protocol: protocol https is not available in this version of fulcrum; "
-		"use tcp",
-		"t.yaml:4:48: listeners[2].protocol: protocol udp is not available in this version of fulcrum; use tcp",
+		"use tcp or http",
+		"t.yaml:4:48: listeners[2].protocol: protocol udp is not available in this version of fulcrum; use tcp or http",
 		"t.yaml:4:59: listeners[2].pool: a udp listener cannot use pool \"tcp\" of protocol tcp; allowed "
 		"pairs (listener -> pool): tcp -> tcp, ssl -> tcp, udp -> udp, http -> http, https -> http "
 		"or https");

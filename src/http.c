@@ -1,0 +1,1442 @@
+/* HTTP/1.1 proxy (see http.h).
+ *
+ * One struct hcli per client connection, one struct hsrv per server
+ * connection. A request goes through these states:
+ *
+ *   HEAD      reading the request head into cin (keep-alive or header timer)
+ *   CONNECT   a server connection is being made (connect timer)
+ *   EXCHANGE  the request head (in bout) and body (from cin) go to the
+ *             server while its response (bin) goes to the client
+ *   FLUSH     only bytes for the client are left (cout), then close or
+ *             start the next request
+ *
+ * Bodies are never buffered whole: body bytes go from one connection's input
+ * buffer straight to the other socket, as far as the framing (length or
+ * chunked, validated by h1.c) says they belong to the message. Heads are
+ * rewritten: hop-by-hop fields dropped, framing normalised, X-Forwarded-*
+ * added.
+ *
+ * Every refusal is a short response with Connection: close, a log record
+ * and a counter; a refused request never reaches a server. */
+#include "http.h"
+#include "addr.h"
+#include "h1.h"
+#include "log.h"
+
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { HS_HEAD, HS_CONNECT, HS_EXCHANGE, HS_FLUSH, HS_CLOSED };
+
+struct hio {
+	struct loop_io io;
+	bool can_read, can_write, hup, eof;
+};
+
+struct hsrv {
+	struct hio s;
+	struct worker *w;
+	struct pool_rt *pool;
+	struct lb_server *srv;
+	struct hcli *owner;            /* NULL while idle */
+	struct loop_timer t_idle;
+	struct hsrv *next, *prev;      /* the server's idle list */
+	uint32_t requests;             /* served on this connection */
+	bool closed;
+	struct hsrv *dead_next;
+};
+
+/* Per worker: idle server connections by pool and server, open clients. */
+struct http_worker {
+	struct hsrv ***idle;           /* [pool][server] list heads */
+	uint32_t **nidle;              /* [pool][server] */
+	uint64_t *pool_idle;           /* [pool] idle connections of the pool */
+	struct hcli *clients;
+	struct hcli *dead;
+	struct hsrv *dead_srv;
+};
+
+struct hcli {
+	struct hio c;
+	struct worker *w;
+	struct listener_rt *l;
+	struct sockaddr_storage peer;
+	int state;
+	struct buf *cin, *cout;        /* client input, bytes for the client */
+	struct buf *bout, *bin;        /* request head for the server, server input */
+	struct hsrv *be;
+	struct loop_timer t_cli, t_be;
+
+	/* the current request */
+	const struct route_rt *route;
+	struct pool_rt *pool;
+	uint64_t tried_inline, *tried;
+	uint32_t tries;
+	int version;
+	bool close_after;              /* close the client after this response */
+	bool head_req, idempotent;
+	bool req_sent_body;            /* some body bytes went to a server */
+	enum h1_body req_body, resp_body;
+	uint64_t req_left, resp_left;
+	struct h1_chunked req_ck, resp_ck;
+	bool req_done, resp_head_done, resp_done;
+	struct h1_scan scan;
+	int status;
+	uint64_t bytes_in, bytes_out;
+	uint64_t t_start, t_head, t_connected, t_first;
+	char method[24];
+	char target[512];
+	const char *cause;
+	struct hcli *next, *prev;
+	struct hcli *dead_next;
+};
+
+static void cli_run(struct hcli *h);
+static void cli_close(struct hcli *h, const char *cause);
+static void start_connect(struct hcli *h);
+static void finish_request(struct hcli *h);
+
+static void noop_event(struct loop *l, struct loop_io *io, uint32_t ev)
+{
+}
+
+static void note(struct hio *x, uint32_t ev)
+{
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		x->can_read = true;
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		x->hup = true;
+	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		x->can_write = true;
+}
+
+static struct http_worker *hw(struct worker *w)
+{
+	struct http_worker *x = w->http;
+	if (!x) {
+		struct gen *g = w->gen;
+		x = xcalloc(1, sizeof(*x));
+		x->idle = xcalloc(g->npools, sizeof(*x->idle));
+		x->nidle = xcalloc(g->npools, sizeof(*x->nidle));
+		x->pool_idle = xcalloc(g->npools, sizeof(*x->pool_idle));
+		for (size_t p = 0; p < g->npools; p++) {
+			x->idle[p] = xcalloc(g->pools[p].lb.nservers, sizeof(**x->idle));
+			x->nidle[p] = xcalloc(g->pools[p].lb.nservers, sizeof(**x->nidle));
+		}
+		w->http = x;
+	}
+	return x;
+}
+
+/* ---- I/O helpers --------------------------------------------------------- */
+
+/* Read what is available into b (compacting it first when full).
+ * Returns bytes read, 0 at EOF (sets x->eof), FL_AGAIN, or -errno. */
+static ssize_t read_into(struct hio *x, struct buf *b)
+{
+	ssize_t n;
+	if (!x->can_read)
+		return FL_AGAIN;
+	if (buf_room(b) == 0)
+		buf_compact(b);
+	if (buf_room(b) == 0)
+		return FL_AGAIN;
+	n = recv(x->io.fd, b->data + b->tail, buf_room(b), 0);
+	if (n > 0) {
+		b->tail += (uint32_t)n;
+		return n;
+	}
+	if (n == 0) {
+		x->eof = true;
+		x->can_read = false;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EINTR) {
+		if (errno == EAGAIN)
+			x->can_read = false;
+		return FL_AGAIN;
+	}
+	return -errno;
+}
+
+/* Send up to len bytes; returns bytes sent, FL_AGAIN or -errno. */
+static ssize_t send_some(struct hio *x, const char *p, size_t len)
+{
+	ssize_t n;
+	if (!x->can_write)
+		return FL_AGAIN;
+	n = send(x->io.fd, p, len, MSG_NOSIGNAL);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN) {
+		x->can_write = false;
+		return FL_AGAIN;
+	}
+	if (errno == EINTR)
+		return FL_AGAIN;
+	return -errno;
+}
+
+static void appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void appendf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	va_start(ap, fmt);
+	n = vsnprintf(b->data + b->tail, buf_room(b), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		b->tail += (uint32_t)n < buf_room(b) ? (uint32_t)n : buf_room(b);
+}
+
+static void append(struct buf *b, const char *p, size_t n)
+{
+	if (n > buf_room(b))
+		n = buf_room(b);
+	memcpy(b->data + b->tail, p, n);
+	b->tail += (uint32_t)n;
+}
+
+static bool ieq(const char *a, size_t alen, const char *b)
+{
+	size_t blen = strlen(b);
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++) {
+		char x = a[i], y = b[i];
+		if (x >= 'A' && x <= 'Z')
+			x = (char)(x + 32);
+		if (y >= 'A' && y <= 'Z')
+			y = (char)(y + 32);
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
+static void put_buf(struct worker *w, struct buf **b)
+{
+	if (*b) {
+		buf_put(&w->bufs, *b);
+		*b = NULL;
+	}
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+static struct ctr_listener *lctr(struct hcli *h)
+{
+	return &h->w->stats->listeners[h->l->index];
+}
+
+/* ---- server connections -------------------------------------------------- */
+
+static void srv_free_later(struct hsrv *b)
+{
+	struct http_worker *x = hw(b->w);
+	b->dead_next = x->dead_srv;
+	x->dead_srv = b;
+}
+
+static void idle_unlink(struct hsrv *b)
+{
+	struct http_worker *x = hw(b->w);
+	uint32_t p = b->pool->index, s = b->srv->index;
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		x->idle[p][s] = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	b->next = b->prev = NULL;
+	x->nidle[p][s]--;
+	x->pool_idle[p]--;
+}
+
+static void srv_close(struct hsrv *b)
+{
+	if (b->closed)
+		return;
+	b->closed = true;
+	if (!b->owner)
+		idle_unlink(b);
+	loop_timer_stop(b->w->loop, &b->t_idle);
+	b->s.io.fn = noop_event;
+	close(b->s.io.fd);
+	srv_free_later(b);
+}
+
+/* An idle server connection may only see its own close or an error: any
+ * event ends it (a server must not speak unasked). */
+static void on_idle_event(struct loop *l, struct loop_io *io, uint32_t ev)
+{
+	srv_close(container_of(io, struct hsrv, s.io));
+}
+
+static void on_idle_timer(struct loop *l, struct loop_timer *t)
+{
+	srv_close(container_of(t, struct hsrv, t_idle));
+}
+
+static void on_srv_event(struct loop *l, struct loop_io *io, uint32_t ev);
+
+/* Give a server connection back after a complete exchange, or close it. */
+static void srv_release(struct hcli *h, bool reusable)
+{
+	struct hsrv *b = h->be;
+	struct http_worker *x;
+	const struct conf_keepalive *ka;
+	uint32_t p, s;
+
+	if (!b)
+		return;
+	h->be = NULL;
+	atomic_fetch_sub_explicit(&b->srv->active, 1, memory_order_relaxed);
+	ctr_sub(&h->w->stats->servers[b->pool->index][b->srv->index].active, 1);
+	b->owner = NULL;
+	ka = &b->pool->conf->keepalive;
+	x = hw(b->w);
+	p = b->pool->index;
+	s = b->srv->index;
+	if (!reusable || b->s.eof || b->s.hup || x->pool_idle[p] >= ka->max_idle ||
+	    h->w->draining) {
+		b->owner = h; /* not on an idle list: srv_close must not unlink */
+		srv_close(b);
+		return;
+	}
+	b->s.io.fn = on_idle_event;
+	b->next = x->idle[p][s];
+	b->prev = NULL;
+	if (b->next)
+		b->next->prev = b;
+	x->idle[p][s] = b;
+	x->nidle[p][s]++;
+	x->pool_idle[p]++;
+	loop_timer_set(b->w->loop, &b->t_idle, ka->idle_timeout);
+}
+
+static struct hsrv *srv_take_idle(struct hcli *h, struct lb_server *srv)
+{
+	struct http_worker *x = hw(h->w);
+	struct hsrv *b = x->idle[h->pool->index][srv->index];
+	if (!b)
+		return NULL;
+	idle_unlink(b);
+	loop_timer_stop(h->w->loop, &b->t_idle);
+	b->owner = h;
+	b->s.io.fn = on_srv_event;
+	return b;
+}
+
+/* ---- generated responses ------------------------------------------------- */
+
+/* Queue a short response. A refusal (status >= 400 from a parse error or a
+ * limit) always closes the connection afterwards. */
+static void respond(struct hcli *h, int status, const char *ctype, const char *body,
+		    const char *location, bool close_conn)
+{
+	size_t blen = body ? strlen(body) : 0;
+	if (!h->cout)
+		h->cout = buf_get_large(&h->w->bufs);
+	if (close_conn)
+		h->close_after = true;
+	appendf(h->cout, "HTTP/1.1 %d %s\r\n", status, h1_status_text(status));
+	if (location)
+		appendf(h->cout, "Location: %s\r\n", location);
+	appendf(h->cout, "Content-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", ctype, blen,
+		h->close_after ? "Connection: close\r\n" : "");
+	if (!h->head_req && blen)
+		append(h->cout, body, blen);
+	h->status = status;
+	h->bytes_out += h->cout->tail - h->cout->head;
+}
+
+/* Answer with an error status and close after it. */
+static void respond_error(struct hcli *h, int status, const char *cause)
+{
+	char body[64];
+	snprintf(body, sizeof(body), "%d %s\n", status, h1_status_text(status));
+	h->cause = cause;
+	respond(h, status, "text/plain", body, NULL, true);
+	h->state = HS_FLUSH;
+	if (status < 500)
+		ctr_add(&lctr(h)->rejected, 1);
+}
+
+/* ---- routing ------------------------------------------------------------- */
+
+static bool host_matches(const char *pat, const char *host, size_t hlen)
+{
+	if (pat[0] == '*' && pat[1] == '.') {
+		size_t plen = strlen(pat + 1);  /* ".example.com" */
+		return hlen > plen && ieq(host + hlen - plen, plen, pat + 1);
+	}
+	return ieq(host, hlen, pat);
+}
+
+/* Host without port (and without brackets' port for IPv6 literals). */
+static size_t host_len(const char *a, size_t len)
+{
+	if (len && a[0] == '[') {
+		const char *e = memchr(a, ']', len);
+		return e ? (size_t)(e - a) + 1 : len;
+	}
+	const char *c = memchr(a, ':', len);
+	return c ? (size_t)(c - a) : len;
+}
+
+static const struct route_rt *route_find(struct hcli *h, const struct h1_msg *m, size_t path_len)
+{
+	const struct listener_rt *l = h->l;
+	size_t hlen = host_len(m->authority ? m->authority : "", m->authority ? m->authority_len : 0);
+	for (size_t i = 0; i < l->nroutes; i++) {
+		const struct route_rt *r = &l->routes[i];
+		const struct conf_match *mt = &r->conf->match;
+		if (mt->host && !(m->authority && host_matches(mt->host, m->authority, hlen)))
+			continue;
+		if (mt->path && !(strlen(mt->path) == path_len && memcmp(mt->path, m->path, path_len) == 0))
+			continue;
+		if (mt->path_prefix) {
+			size_t pl = strlen(mt->path_prefix);
+			if (pl > path_len || memcmp(mt->path_prefix, m->path, pl) != 0)
+				continue;
+		}
+		if (mt->methods.n) {
+			size_t k;
+			for (k = 0; k < mt->methods.n; k++)
+				if (strlen(mt->methods.v[k]) == m->method_len &&
+				    memcmp(mt->methods.v[k], m->method, m->method_len) == 0)
+					break;
+			if (k == mt->methods.n)
+				continue;
+		}
+		if (mt->source.n && !cidr_list_match(&mt->source, (struct sockaddr *)&h->peer))
+			continue;
+		return r;
+	}
+	return NULL;
+}
+
+/* Expand {host}, {path} and {scheme} in a redirect target. */
+static void expand_location(char *out, size_t len, const char *tmpl, const struct h1_msg *m)
+{
+	size_t o = 0;
+	while (*tmpl && o + 1 < len) {
+		const char *val = NULL;
+		size_t vlen = 0, skip = 0;
+		if (strncmp(tmpl, "{host}", 6) == 0) {
+			val = m->authority ? m->authority : "";
+			vlen = m->authority ? m->authority_len : 0;
+			skip = 6;
+		} else if (strncmp(tmpl, "{path}", 6) == 0) {
+			val = m->path;
+			vlen = m->path_len;
+			skip = 6;
+		} else if (strncmp(tmpl, "{scheme}", 8) == 0) {
+			val = "http";
+			vlen = 4;
+			skip = 8;
+		}
+		if (skip) {
+			if (vlen > len - o - 1)
+				vlen = len - o - 1;
+			memcpy(out + o, val, vlen);
+			o += vlen;
+			tmpl += skip;
+		} else {
+			out[o++] = *tmpl++;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* ---- request head -------------------------------------------------------- */
+
+static bool is_forwarding_field(const struct h1_field *f)
+{
+	return ieq(f->name, f->name_len, "x-forwarded-for") ||
+	       ieq(f->name, f->name_len, "x-forwarded-proto") ||
+	       ieq(f->name, f->name_len, "x-forwarded-host") ||
+	       ieq(f->name, f->name_len, "x-forwarded-port") ||
+	       ieq(f->name, f->name_len, "forwarded");
+}
+
+/* Write the head sent to the server into h->bout. */
+static void build_request(struct hcli *h, const struct h1_msg *m)
+{
+	struct buf *o = h->bout = buf_get_large(&h->w->bufs);
+	const struct conf_listener *lc = h->l->conf;
+	bool trusted = lc->trusted_proxies.n &&
+		       cidr_list_match(&lc->trusted_proxies, (struct sockaddr *)&h->peer);
+	char client[ADDR_STRLEN];
+	int xff = -1;
+
+	addr_format_host((struct sockaddr *)&h->peer, client, sizeof(client));
+	append(o, m->method, m->method_len);
+	append(o, " ", 1);
+	if (m->flags & H1_F_ABSOLUTE_FORM)
+		append(o, m->path, m->path_len);
+	else
+		append(o, m->target, m->target_len);
+	/* An HTTP/1.0 client cannot take a chunked answer: ask the server in
+	 * HTTP/1.0 too, so it answers with a length or until close. */
+	appendf(o, " HTTP/1.%d\r\n", m->version == 10 ? 0 : 1);
+	for (uint32_t i = 0; i < m->nfields; i++) {
+		const struct h1_field *f = &m->fields[i];
+		if (m->hop[i] || ieq(f->name, f->name_len, "content-length") ||
+		    ieq(f->name, f->name_len, "transfer-encoding") || ieq(f->name, f->name_len, "host") ||
+		    ieq(f->name, f->name_len, "upgrade"))
+			continue;
+		if (is_forwarding_field(f)) {
+			/* Kept (and appended to) only from trusted proxies. */
+			if (!trusted)
+				continue;
+			if (ieq(f->name, f->name_len, "x-forwarded-for")) {
+				xff = (int)i;
+				continue;
+			}
+		}
+		append(o, f->name, f->name_len);
+		append(o, ": ", 2);
+		append(o, f->value, f->value_len);
+		append(o, "\r\n", 2);
+	}
+	if (m->authority) {
+		append(o, "Host: ", 6);
+		append(o, m->authority, m->authority_len);
+		append(o, "\r\n", 2);
+	}
+	append(o, "X-Forwarded-For: ", 17);
+	if (xff >= 0 && m->fields[xff].value_len) {
+		append(o, m->fields[xff].value, m->fields[xff].value_len);
+		append(o, ", ", 2);
+	}
+	appendf(o, "%s\r\nX-Forwarded-Proto: http\r\n", client);
+	if (m->authority) {
+		append(o, "X-Forwarded-Host: ", 18);
+		append(o, m->authority, m->authority_len);
+		append(o, "\r\n", 2);
+	}
+	appendf(o, "X-Forwarded-Port: %u\r\n", h->l->port);
+	if (lc->forwarded) {
+		bool v6 = h->peer.ss_family == AF_INET6;
+		appendf(o, "Forwarded: for=%s%s%s;proto=http", v6 ? "\"[" : "", client, v6 ? "]\"" : "");
+		if (m->authority) {
+			append(o, ";host=\"", 7);
+			append(o, m->authority, m->authority_len);
+			append(o, "\"", 1);
+		}
+		append(o, "\r\n", 2);
+	}
+	if (m->body == H1_BODY_LENGTH)
+		appendf(o, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+	else if (m->body == H1_BODY_CHUNKED)
+		append(o, "Transfer-Encoding: chunked\r\n", 28);
+	if (m->version == 10)
+		append(o, "Connection: close\r\n", 19);
+	append(o, "\r\n", 2);
+}
+
+static bool method_idempotent(const char *m, size_t n)
+{
+	static const char *const ok[] = { "GET", "HEAD", "OPTIONS", "PUT", "DELETE" };
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++)
+		if (strlen(ok[i]) == n && memcmp(ok[i], m, n) == 0)
+			return true;
+	return false;
+}
+
+/* A complete request head is at the front of cin. */
+static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
+{
+	const struct conf_listener *lc = h->l->conf;
+	size_t path_len;
+	const char *q;
+
+	h->t_head = loop_now(h->w->loop);
+	h->version = m->version;
+	h->head_req = m->method_len == 4 && memcmp(m->method, "HEAD", 4) == 0;
+	h->idempotent = method_idempotent(m->method, m->method_len);
+	snprintf(h->method, sizeof(h->method), "%.*s", (int)m->method_len, m->method);
+	snprintf(h->target, sizeof(h->target), "%.*s", (int)m->target_len, m->target);
+	h->close_after = (m->flags & H1_F_CONN_CLOSE) || (m->version == 10 && !(m->flags & H1_F_CONN_KEEPALIVE)) ||
+			 h->w->draining;
+	h->req_body = m->body;
+	h->req_left = m->content_length;
+	memset(&h->req_ck, 0, sizeof(h->req_ck));
+	h->req_done = m->body == H1_BODY_NONE;
+	h->bytes_in = (uint64_t)head_len;
+
+	if (lc->limits.body && m->body == H1_BODY_LENGTH && m->content_length > lc->limits.body) {
+		respond_error(h, 413, "body_too_large");
+		return;
+	}
+	q = memchr(m->path, '?', m->path_len);
+	path_len = q ? (size_t)(q - m->path) : m->path_len;
+	h->route = route_find(h, m, path_len);
+	h->pool = h->route ? h->route->pool : h->l->pool;
+	if (h->route && !h->pool) {
+		const struct conf_route *r = h->route->conf;
+		/* The request is answered here: its body is read and dropped. */
+		if (r->redirect.loc.line) {
+			char loc[1024];
+			expand_location(loc, sizeof(loc), r->redirect.to, m);
+			respond(h, (int)r->redirect.code, "text/plain", "", loc, h->close_after);
+		} else {
+			respond(h, (int)r->respond.status, r->respond.content_type,
+				r->respond.body ? r->respond.body : "", NULL, h->close_after);
+		}
+		h->cause = "answered";
+		if (!h->req_done)
+			h->close_after = true;  /* simplest honest choice: no body draining */
+		h->cin->head += (uint32_t)head_len;
+		h->state = HS_FLUSH;
+		return;
+	}
+	if (!h->pool) {
+		h->cin->head += (uint32_t)head_len;
+		respond(h, 404, "text/plain", "404 Not Found\n", NULL, !h->req_done || h->close_after);
+		h->cause = "no_route";
+		h->state = HS_FLUSH;
+		return;
+	}
+	/* The head is in: from now on the client only has its body to send
+	 * (client_idle) and the server timers govern the wait for the answer. */
+	if (h->req_done)
+		loop_timer_stop(h->w->loop, &h->t_cli);
+	else
+		loop_timer_set(h->w->loop, &h->t_cli, lc->timeouts.client_idle);
+	build_request(h, m);
+	h->cin->head += (uint32_t)head_len;
+	h->tries = 0;
+	h->tried = NULL;
+	h->tried_inline = 0;
+	start_connect(h);
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static void mark_tried(struct hcli *h, uint32_t idx)
+{
+	uint32_t n = h->pool->lb.nservers;
+	if (!h->tried)
+		h->tried = n <= 64 ? &h->tried_inline : xcalloc((n + 63) / 64, sizeof(uint64_t));
+	h->tried[idx / 64] |= 1ULL << (idx % 64);
+}
+
+static void connect_failed(struct hcli *h, int err)
+{
+	struct hsrv *b = h->be;
+	char peer[ADDR_STRLEN];
+	uint32_t idx = b->srv->index;
+
+	log_warn("listener %s: client %s: connect to server %s of pool %s failed: %s (try %u of %llu)",
+		 h->l->conf->name, addr_format((struct sockaddr *)&h->peer, peer, sizeof(peer)),
+		 b->srv->name, h->pool->conf->name, err == ETIMEDOUT ? "timed out" : strerror(err),
+		 h->tries, (unsigned long long)h->pool->conf->retries + 1);
+	ctr_add(&h->w->stats->servers[h->pool->index][idx].connect_fail, 1);
+	ctr_add(&h->w->stats->pools[h->pool->index].connect_fail, 1);
+	srv_release(h, false);
+	mark_tried(h, idx);
+	loop_timer_stop(h->w->loop, &h->t_be);
+	if (h->tries > (uint64_t)h->pool->conf->retries) {
+		respond_error(h, 503, "connect_failed");
+		cli_run(h);
+		return;
+	}
+	start_connect(h);
+}
+
+static void on_be_timer(struct loop *l, struct loop_timer *t)
+{
+	struct hcli *h = container_of(t, struct hcli, t_be);
+	if (h->state == HS_CONNECT) {
+		connect_failed(h, ETIMEDOUT);
+	} else if (!h->resp_head_done) {
+		srv_release(h, false);
+		if (!h->cout || h->cout->tail == h->cout->head) {
+			respond_error(h, 504, "server_timeout");
+			cli_run(h);
+		} else {
+			cli_close(h, "server_timeout");
+		}
+	} else {
+		cli_close(h, "server_idle_timeout");
+	}
+}
+
+static void srv_connected(struct hcli *h)
+{
+	h->state = HS_EXCHANGE;
+	h->t_connected = loop_now(h->w->loop);
+	h->resp_head_done = false;
+	h->resp_done = false;
+	memset(&h->scan, 0, sizeof(h->scan));
+	loop_timer_set(h->w->loop, &h->t_be, h->l->conf->timeouts.server);
+	ctr_add(&h->w->stats->servers[h->pool->index][h->be->srv->index].streams, 1);
+	ctr_add(&h->w->stats->pools[h->pool->index].streams, 1);
+	cli_run(h);
+}
+
+static void on_srv_event(struct loop *l, struct loop_io *io, uint32_t ev)
+{
+	struct hsrv *b = container_of(io, struct hsrv, s.io);
+	struct hcli *h = b->owner;
+	note(&b->s, ev);
+	if (!h)
+		return;
+	if (h->state == HS_CONNECT) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err)
+			connect_failed(h, err);
+		else
+			srv_connected(h);
+		return;
+	}
+	cli_run(h);
+}
+
+static void start_connect(struct hcli *h)
+{
+	struct worker *w = h->w;
+	uint8_t key[16];
+	struct lb_ctx ctx = { .tried = h->tried, .rng = &w->rng };
+	struct lb_server *srv;
+	struct hsrv *b;
+	int fd, rc;
+
+	ctx.keylen = addr_key((struct sockaddr *)&h->peer, key);
+	ctx.key = key;
+	srv = lb_pick(&h->pool->lb, w->lbstate[h->pool->index], &ctx);
+	if (!srv) {
+		ctr_add(&w->stats->pools[h->pool->index].no_server, 1);
+		ctr_add(&lctr(h)->no_server, 1);
+		respond_error(h, 503, h->tries ? "connect_failed" : "no_server");
+		cli_run(h);
+		return;
+	}
+	h->tries++;
+	atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
+	ctr_add(&w->stats->servers[h->pool->index][srv->index].active, 1);
+	b = srv_take_idle(h, srv);
+	if (b) {
+		h->be = b;
+		srv_connected(h);
+		return;
+	}
+	b = xcalloc(1, sizeof(*b));
+	b->w = w;
+	b->pool = h->pool;
+	b->srv = srv;
+	b->owner = h;
+	b->t_idle.fn = on_idle_timer;
+	b->s.io.fn = on_srv_event;
+	h->be = b;
+	h->state = HS_CONNECT;
+	fd = socket(srv->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	b->s.io.fd = fd;
+	if (fd < 0) {
+		b->s.io.fd = -1;
+		free(b);
+		h->be = NULL;
+		atomic_fetch_sub_explicit(&srv->active, 1, memory_order_relaxed);
+		ctr_sub(&w->stats->servers[h->pool->index][srv->index].active, 1);
+		respond_error(h, 503, "resource_limit");
+		cli_run(h);
+		return;
+	}
+	rc = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &rc, sizeof(rc));
+	rc = connect(fd, (struct sockaddr *)&srv->addr, srv->addrlen);
+	if ((rc < 0 && errno != EINPROGRESS) || loop_add(w->loop, &b->s.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+		connect_failed(h, errno);
+		return;
+	}
+	if (rc == 0) {
+		b->s.can_write = true;
+		srv_connected(h);
+		return;
+	}
+	loop_timer_set(w->loop, &h->t_be, h->l->conf->timeouts.connect);
+}
+
+/* ---- the exchange -------------------------------------------------------- */
+
+/* Send the request head, then request body bytes from cin. Returns false
+ * when the stream was closed. */
+static bool pump_request(struct hcli *h)
+{
+	struct hsrv *b = h->be;
+	ssize_t n;
+
+	while (h->bout && h->bout->head < h->bout->tail) {
+		n = send_some(&b->s, h->bout->data + h->bout->head, h->bout->tail - h->bout->head);
+		if (n == FL_AGAIN)
+			return true;
+		if (n < 0)
+			return true;  /* seen as a server failure by pump_response */
+		h->bout->head += (uint32_t)n;
+	}
+	while (!h->req_done) {
+		size_t avail = h->cin ? h->cin->tail - h->cin->head : 0;
+		size_t take = 0;
+		if (avail == 0) {
+			if (!h->cin)
+				h->cin = buf_get_large(&h->w->bufs);
+			n = read_into(&h->c, h->cin);
+			if (n == 0) {
+				cli_close(h, "client_closed_in_body");
+				return false;
+			}
+			if (n < 0) {
+				if (n == FL_AGAIN)
+					return true;
+				cli_close(h, "client_reset");
+				return false;
+			}
+			loop_timer_set(h->w->loop, &h->t_cli, h->l->conf->timeouts.client_idle);
+			continue;
+		}
+		if (h->req_body == H1_BODY_LENGTH) {
+			take = avail < h->req_left ? avail : (size_t)h->req_left;
+		} else {
+			const char *why;
+			int64_t r = h1_chunked_feed(&h->req_ck, h->cin->data + h->cin->head, avail, &why);
+			if (r < 0) {
+				log_debug("listener %s: bad chunked request body: %s", h->l->conf->name, why);
+				srv_release(h, false);
+				if (!h->resp_head_done) {
+					respond_error(h, 400, "bad_request_body");
+					return true;
+				}
+				cli_close(h, "bad_request_body");
+				return false;
+			}
+			take = (size_t)r;
+		}
+		n = send_some(&b->s, h->cin->data + h->cin->head, take);
+		if (n == FL_AGAIN || n < 0) {
+			/* Undo the chunked parser's view: feed again later from here.
+			 * (It consumed `take` bytes; only a full send keeps them.) */
+			if (h->req_body == H1_BODY_CHUNKED && take) {
+				/* Re-feeding is not possible: keep the bytes and send them
+				 * before anything else next time. */
+				if (!h->bout)
+					h->bout = buf_get_large(&h->w->bufs);
+				if (h->bout->head == h->bout->tail)
+					h->bout->head = h->bout->tail = 0;
+				append(h->bout, h->cin->data + h->cin->head, take);
+				h->cin->head += (uint32_t)take;
+				h->bytes_in += take;
+				h->req_sent_body = true;
+				if (h->req_ck.done)
+					h->req_done = true;
+			}
+			return true;
+		}
+		h->req_sent_body = true;
+		h->cin->head += (uint32_t)n;
+		h->bytes_in += (uint64_t)n;
+		if (h->req_body == H1_BODY_LENGTH) {
+			h->req_left -= (uint64_t)n;
+			if (h->req_left == 0)
+				h->req_done = true;
+		} else if ((size_t)n < take) {
+			/* Partial send of validated chunked bytes: keep the rest. */
+			if (!h->bout)
+				h->bout = buf_get_large(&h->w->bufs);
+			if (h->bout->head == h->bout->tail)
+				h->bout->head = h->bout->tail = 0;
+			append(h->bout, h->cin->data + h->cin->head, take - (size_t)n);
+			h->cin->head += (uint32_t)(take - (size_t)n);
+			h->bytes_in += take - (size_t)n;
+			if (h->req_ck.done)
+				h->req_done = true;
+			return true;
+		} else if (h->req_ck.done) {
+			h->req_done = true;
+		}
+	}
+	return true;
+}
+
+/* Write the response head for the client into cout. */
+static void build_response(struct hcli *h, const struct h1_msg *m)
+{
+	struct buf *o;
+	if (!h->cout)
+		h->cout = buf_get_large(&h->w->bufs);
+	o = h->cout;
+	appendf(o, "HTTP/1.1 %d ", m->status);
+	append(o, m->reason, m->reason_len);
+	append(o, "\r\n", 2);
+	for (uint32_t i = 0; i < m->nfields; i++) {
+		const struct h1_field *f = &m->fields[i];
+		if (m->hop[i] || ieq(f->name, f->name_len, "content-length") ||
+		    ieq(f->name, f->name_len, "transfer-encoding") || ieq(f->name, f->name_len, "upgrade"))
+			continue;
+		append(o, f->name, f->name_len);
+		append(o, ": ", 2);
+		append(o, f->value, f->value_len);
+		append(o, "\r\n", 2);
+	}
+	if (m->status >= 200) {
+		if (m->body == H1_BODY_LENGTH || (m->body == H1_BODY_NONE && m->status != 204 &&
+						   m->status != 304 && !h->head_req))
+			appendf(o, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+		else if (m->body == H1_BODY_CHUNKED)
+			append(o, "Transfer-Encoding: chunked\r\n", 28);
+		else if (m->body == H1_BODY_NONE && h->head_req) {
+			/* HEAD: pass the server's length through unchanged. */
+			int cl = h1_find_field(m, "content-length", 14, 0);
+			if (cl >= 0) {
+				append(o, "Content-Length: ", 16);
+				append(o, m->fields[cl].value, m->fields[cl].value_len);
+				append(o, "\r\n", 2);
+			}
+		}
+		if (h->close_after)
+			append(o, "Connection: close\r\n", 19);
+	}
+	append(o, "\r\n", 2);
+}
+
+/* Move response bytes from the server to the client. Returns false when
+ * the stream was closed. */
+static bool pump_response(struct hcli *h)
+{
+	struct hsrv *b = h->be;
+	ssize_t n;
+
+	for (;;) {
+		/* Bytes for the client first: they must leave before more come in. */
+		if (h->cout && h->cout->head < h->cout->tail) {
+			n = send_some(&h->c, h->cout->data + h->cout->head, h->cout->tail - h->cout->head);
+			if (n == FL_AGAIN)
+				return true;
+			if (n < 0) {
+				cli_close(h, "client_reset");
+				return false;
+			}
+			h->cout->head += (uint32_t)n;
+			continue;
+		}
+		if (h->resp_done)
+			return true;
+		if (!h->bin)
+			h->bin = buf_get_large(&h->w->bufs);
+		if (h->bin->head == h->bin->tail) {
+			h->bin->head = h->bin->tail = 0;
+			n = read_into(&b->s, h->bin);
+			if (n == FL_AGAIN)
+				return true;
+			if (n <= 0) {
+				if (n == 0 && h->resp_head_done && h->resp_body == H1_BODY_CLOSE) {
+					h->resp_done = true;
+					h->close_after = true;
+					return true;
+				}
+				/* The server went away before finishing its answer. */
+				bool nothing_yet = !h->resp_head_done && h->bin->tail == 0;
+				bool reused = b->requests > 0;
+				uint32_t idx = b->srv->index;
+				srv_release(h, false);
+				/* Safe to send again when no body byte was consumed and the
+				 * request is idempotent, or went over a reused connection
+				 * that the server had closed meanwhile (a race every
+				 * keep-alive pool has). */
+				if (nothing_yet && !h->req_sent_body && (h->idempotent || reused) &&
+				    h->bout && h->tries <= (uint64_t)h->pool->conf->retries + (reused ? 1 : 0)) {
+					h->bout->head = 0;
+					if (!reused)
+						mark_tried(h, idx);
+					start_connect(h);
+					return false;
+				}
+				if (nothing_yet && (!h->cout || h->cout->head == h->cout->tail)) {
+					respond_error(h, 502, n == 0 ? "server_closed" : "server_reset");
+					return true;
+				}
+				cli_close(h, n == 0 ? "server_closed" : "server_reset");
+				return false;
+			}
+			if (!h->t_first)
+				h->t_first = loop_now(h->w->loop);
+			loop_timer_set(h->w->loop, &h->t_be, h->resp_head_done ?
+				       h->l->conf->timeouts.server_idle : h->l->conf->timeouts.server);
+			continue;
+		}
+		if (!h->resp_head_done) {
+			struct h1_msg *m = h->w->h1msg;
+			const char *why = NULL;
+			int rc = h1_parse_response(h->bin->data + h->bin->head, h->bin->tail - h->bin->head,
+						   &h->scan, NULL, h->method, (uint32_t)strlen(h->method), m, &why);
+			if (rc == H1_NEED_MORE) {
+				if (buf_room(h->bin) == 0 && h->bin->head == 0)
+					rc = -502;
+				else {
+					if (buf_room(h->bin) == 0)
+						buf_compact(h->bin);
+					/* read more */
+					n = read_into(&b->s, h->bin);
+					if (n == FL_AGAIN)
+						return true;
+					if (n <= 0) {
+						srv_release(h, false);
+						respond_error(h, 502, "bad_response");
+						return true;
+					}
+					continue;
+				}
+			}
+			if (rc < 0) {
+				log_warn("listener %s: server %s sent an invalid response: %s", h->l->conf->name,
+					 b->srv->name, why ? why : "too large");
+				srv_release(h, false);
+				respond_error(h, 502, "bad_response");
+				return true;
+			}
+			if (m->status < 200) {
+				/* 1xx: forwarded as is, then the real answer follows. */
+				if (m->status == 101) {
+					srv_release(h, false);
+					respond_error(h, 502, "unexpected_upgrade");
+					return true;
+				}
+				build_response(h, m);
+				h->bin->head += (uint32_t)rc;
+				memset(&h->scan, 0, sizeof(h->scan));
+				continue;
+			}
+			h->status = m->status;
+			h->resp_body = m->body;
+			h->resp_left = m->content_length;
+			memset(&h->resp_ck, 0, sizeof(h->resp_ck));
+			if (m->body == H1_BODY_CLOSE || (m->flags & H1_F_CONN_CLOSE))
+				h->close_after = h->close_after || m->body == H1_BODY_CLOSE;
+			if (m->flags & H1_F_CONN_CLOSE)
+				b->s.eof = true; /* the server will close: do not pool it */
+			build_response(h, m);
+			put_buf(h->w, &h->bout);
+			h->resp_head_done = true;
+			h->bin->head += (uint32_t)rc;
+			h->bytes_out += (uint64_t)h->cout->tail - h->cout->head;
+			if (m->body == H1_BODY_NONE || (m->body == H1_BODY_LENGTH && m->content_length == 0)) {
+				h->resp_done = true;
+			}
+			loop_timer_set(h->w->loop, &h->t_be, h->l->conf->timeouts.server_idle);
+			continue;
+		}
+		/* body bytes from bin to the client */
+		{
+			size_t avail = h->bin->tail - h->bin->head, take;
+			if (!h->cout)
+				h->cout = buf_get_large(&h->w->bufs);
+			if (h->cout->head == h->cout->tail)
+				h->cout->head = h->cout->tail = 0;
+			if (avail > buf_room(h->cout))
+				avail = buf_room(h->cout);
+			if (h->resp_body == H1_BODY_LENGTH) {
+				take = avail < h->resp_left ? avail : (size_t)h->resp_left;
+			} else if (h->resp_body == H1_BODY_CHUNKED) {
+				const char *why;
+				int64_t r = h1_chunked_feed(&h->resp_ck, h->bin->data + h->bin->head, avail, &why);
+				if (r < 0) {
+					log_warn("listener %s: server %s sent a bad chunked body: %s",
+						 h->l->conf->name, b->srv->name, why);
+					srv_release(h, false);
+					cli_close(h, "bad_response_body");
+					return false;
+				}
+				take = (size_t)r;
+			} else {
+				take = avail;
+			}
+			/* Queue the bytes in cout (a copy keeps one send path and
+			 * the chunked parser's view consistent). */
+			append(h->cout, h->bin->data + h->bin->head, take);
+			h->bin->head += (uint32_t)take;
+			h->bytes_out += take;
+			if (h->resp_body == H1_BODY_LENGTH) {
+				h->resp_left -= take;
+				if (h->resp_left == 0)
+					h->resp_done = true;
+			} else if (h->resp_body == H1_BODY_CHUNKED && h->resp_ck.done) {
+				h->resp_done = true;
+			}
+		}
+	}
+}
+
+/* ---- the client side ----------------------------------------------------- */
+
+static void log_request(struct hcli *h, const char *cause)
+{
+	uint64_t now = loop_now(h->w->loop);
+	ctr_add(&lctr(h)->bytes_in, h->bytes_in);
+	ctr_add(&lctr(h)->bytes_out, h->bytes_out);
+	if (h->be) {
+		struct ctr_server *cs = &h->w->stats->servers[h->pool->index][h->be->srv->index];
+		ctr_add(&cs->bytes_in, h->bytes_in);
+		ctr_add(&cs->bytes_out, h->bytes_out);
+		ctr_add(&h->w->stats->pools[h->pool->index].bytes_in, h->bytes_in);
+		ctr_add(&h->w->stats->pools[h->pool->index].bytes_out, h->bytes_out);
+	}
+	struct http_rec r = {
+		.client = (struct sockaddr *)&h->peer,
+		.listener = h->l->conf->name,
+		.route = h->route ? h->route->name : NULL,
+		.pool = h->pool ? h->pool->conf->name : NULL,
+		.server = h->be ? h->be->srv->name : NULL,
+		.method = h->method[0] ? h->method : NULL,
+		.target = h->target[0] ? h->target : NULL,
+		.version = h->version ? h->version : 11,
+		.status = h->status,
+		.bytes_in = h->bytes_in,
+		.bytes_out = h->bytes_out,
+		.request_ms = h->t_head ? (int64_t)(h->t_head - h->t_start) : -1,
+		.connect_ms = h->t_connected ? (int64_t)(h->t_connected - h->t_head) : -1,
+		.ttfb_ms = h->t_first ? (int64_t)(h->t_first - h->t_start) : -1,
+		.total_ms = (int64_t)(now - h->t_start),
+		.retries = h->tries > 1 ? h->tries - 1 : 0,
+		.cause = cause,
+	};
+	log_http(&r);
+}
+
+static void reset_request(struct hcli *h)
+{
+	h->route = NULL;
+	h->pool = NULL;
+	if (h->tried && h->tried != &h->tried_inline)
+		free(h->tried);
+	h->tried = NULL;
+	h->tried_inline = 0;
+	h->tries = 0;
+	h->status = 0;
+	h->bytes_in = h->bytes_out = 0;
+	h->t_start = h->t_head = h->t_connected = h->t_first = 0;
+	h->method[0] = h->target[0] = '\0';
+	h->cause = NULL;
+	h->req_sent_body = false;
+	h->resp_head_done = h->resp_done = false;
+	memset(&h->scan, 0, sizeof(h->scan));
+}
+
+/* The response was delivered completely. */
+static void finish_request(struct hcli *h)
+{
+	bool reusable = h->req_done && h->resp_done && !h->close_after;
+	if (h->be) {
+		h->be->requests++;
+		log_request(h, h->cause ? h->cause : "done");
+		srv_release(h, h->req_done && h->resp_done);
+	} else {
+		log_request(h, h->cause ? h->cause : "done");
+	}
+	put_buf(h->w, &h->bout);
+	put_buf(h->w, &h->bin);
+	loop_timer_stop(h->w->loop, &h->t_be);
+	if (!reusable) {
+		/* Half-close first so the client reads the answer before any
+		 * reset caused by bytes it sent that will not be read. */
+		shutdown(h->c.io.fd, SHUT_WR);
+		cli_close(h, NULL);
+		return;
+	}
+	reset_request(h);
+	h->state = HS_HEAD;
+	if (h->cout && h->cout->head == h->cout->tail)
+		put_buf(h->w, &h->cout);
+	if (h->cin && h->cin->head == h->cin->tail)
+		put_buf(h->w, &h->cin);
+	loop_timer_set(h->w->loop, &h->t_cli, h->l->conf->timeouts.keepalive);
+}
+
+/* Read and parse a request head. Returns false when nothing more can be
+ * done now (waiting, or closed). */
+static bool read_head(struct hcli *h)
+{
+	const struct conf_listener *lc = h->l->conf;
+	struct h1_limits lim = {
+		(uint32_t)lc->limits.request_line, (uint32_t)lc->limits.head, (uint32_t)lc->limits.fields,
+	};
+	struct h1_msg *m = h->w->h1msg;
+	const char *why = NULL;
+	int rc;
+
+	for (;;) {
+		if (h->cin && h->cin->head < h->cin->tail) {
+			if (!h->t_start) {
+				h->t_start = loop_now(h->w->loop);
+				loop_timer_set(h->w->loop, &h->t_cli, lc->timeouts.header);
+			}
+			rc = h1_parse_request(h->cin->data + h->cin->head, h->cin->tail - h->cin->head,
+					      &h->scan, &lim, m, &why);
+			if (rc > 0) {
+				ctr_add(&lctr(h)->requests, 1);
+				handle_request(h, m, rc);
+				return h->state != HS_CLOSED;
+			}
+			if (rc < 0) {
+				log_debug("listener %s: request refused with %d: %s", lc->name, -rc,
+					  why ? why : "");
+				snprintf(h->target, sizeof(h->target), "-");
+				respond_error(h, -rc, "bad_request");
+				h->version = 11;
+				return true;
+			}
+		}
+		if (!h->cin)
+			h->cin = buf_get_large(&h->w->bufs);
+		if (h->cin->head > 0 && buf_room(h->cin) < 4096)
+			buf_compact(h->cin);
+		ssize_t n = read_into(&h->c, h->cin);
+		if (n == FL_AGAIN) {
+			if (h->cin->head == h->cin->tail)
+				put_buf(h->w, &h->cin);
+			return false;
+		}
+		if (n <= 0) {
+			/* Closed between requests is the normal end of keep-alive. */
+			cli_close(h, h->t_start ? (n == 0 ? "client_closed_in_head" : "client_reset") : NULL);
+			return false;
+		}
+	}
+}
+
+static void cli_run(struct hcli *h)
+{
+	for (int guard = 0; guard < 64 && h->state != HS_CLOSED; guard++) {
+		switch (h->state) {
+		case HS_HEAD:
+			if (!read_head(h))
+				return;
+			break;
+		case HS_CONNECT:
+			return;
+		case HS_EXCHANGE:
+			if (!pump_request(h) || h->state != HS_EXCHANGE)
+				break;
+			if (!pump_response(h))
+				return;
+			if (h->state != HS_EXCHANGE)
+				break;
+			if (h->resp_done && h->req_done &&
+			    (!h->cout || h->cout->head == h->cout->tail)) {
+				finish_request(h);
+				break;
+			}
+			if (h->resp_done && !h->req_done) {
+				/* The server answered before the body was complete: the
+				 * connection cannot be reused by either side. */
+				h->close_after = true;
+				if (!h->cout || h->cout->head == h->cout->tail) {
+					finish_request(h);
+					break;
+				}
+			}
+			return;
+		case HS_FLUSH:
+			while (h->cout && h->cout->head < h->cout->tail) {
+				ssize_t n = send_some(&h->c, h->cout->data + h->cout->head,
+						      h->cout->tail - h->cout->head);
+				if (n == FL_AGAIN)
+					return;
+				if (n < 0) {
+					cli_close(h, "client_reset");
+					return;
+				}
+				h->cout->head += (uint32_t)n;
+			}
+			if (h->be)
+				srv_release(h, false);
+			if (h->close_after || !h->req_done) {
+				log_request(h, h->cause ? h->cause : "done");
+				/* Half-close first so the client reads the answer before
+				 * any reset caused by unread bytes. */
+				shutdown(h->c.io.fd, SHUT_WR);
+				cli_close(h, NULL);
+				return;
+			}
+			finish_request(h);
+			break;
+		}
+	}
+}
+
+static void on_cli_event(struct loop *l, struct loop_io *io, uint32_t ev)
+{
+	struct hcli *h = container_of(io, struct hcli, c.io);
+	note(&h->c, ev);
+	if (h->state == HS_CONNECT && (ev & EPOLLERR)) {
+		cli_close(h, "client_reset");
+		return;
+	}
+	cli_run(h);
+}
+
+static void on_cli_timer(struct loop *l, struct loop_timer *t)
+{
+	struct hcli *h = container_of(t, struct hcli, t_cli);
+	if (h->state == HS_HEAD && !h->t_start) {
+		cli_close(h, NULL);  /* keep-alive idle: a quiet end */
+		return;
+	}
+	if (h->state == HS_HEAD) {
+		respond_error(h, 408, "header_timeout");
+		cli_run(h);
+		return;
+	}
+	if (h->state == HS_EXCHANGE && !h->req_done && !h->resp_head_done) {
+		srv_release(h, false);
+		respond_error(h, 408, "client_body_timeout");
+		cli_run(h);
+		return;
+	}
+	cli_close(h, "client_idle_timeout");
+}
+
+static void cli_close(struct hcli *h, const char *cause)
+{
+	struct worker *w = h->w;
+	struct http_worker *x = hw(w);
+
+	if (h->state == HS_CLOSED)
+		return;
+	if (cause && (h->t_start || h->status))
+		log_request(h, cause);
+	h->state = HS_CLOSED;
+	loop_timer_stop(w->loop, &h->t_cli);
+	loop_timer_stop(w->loop, &h->t_be);
+	if (h->be)
+		srv_release(h, false);
+	h->c.io.fn = noop_event;
+	close(h->c.io.fd);
+	put_buf(w, &h->cin);
+	put_buf(w, &h->cout);
+	put_buf(w, &h->bout);
+	put_buf(w, &h->bin);
+	if (h->tried && h->tried != &h->tried_inline)
+		free(h->tried);
+	h->tried = NULL;
+	ctr_sub(&lctr(h)->active, 1);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		x->clients = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	w->nstreams--;
+	h->dead_next = x->dead;
+	x->dead = h;
+	worker_conn_closed(w, h->l);
+}
+
+void http_accept(struct worker *w, struct listener_rt *l, int fd,
+		 const struct sockaddr_storage *peer)
+{
+	struct http_worker *x = hw(w);
+	struct hcli *h = xcalloc(1, sizeof(*h));
+	int one = 1;
+
+	if (!w->h1msg)
+		w->h1msg = xmalloc(sizeof(struct h1_msg));
+	h->w = w;
+	h->l = l;
+	h->peer = *peer;
+	h->c.io.fd = fd;
+	h->c.io.fn = on_cli_event;
+	h->t_cli.fn = on_cli_timer;
+	h->t_be.fn = on_be_timer;
+	h->state = HS_HEAD;
+	h->next = x->clients;
+	if (x->clients)
+		x->clients->prev = h;
+	x->clients = h;
+	w->nstreams++;
+	ctr_add(&lctr(h)->active, 1);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (loop_add(w->loop, &h->c.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+		cli_close(h, "error");
+		return;
+	}
+	loop_timer_set(w->loop, &h->t_cli, l->conf->timeouts.header);
+}
+
+void http_drain(struct worker *w)
+{
+	struct http_worker *x = w->http;
+	struct hcli *h, *next;
+	if (!x)
+		return;
+	for (h = x->clients; h; h = next) {
+		next = h->next;
+		if (h->state == HS_HEAD && !h->t_start)
+			cli_close(h, NULL);
+		else
+			h->close_after = true;
+	}
+	for (size_t p = 0; p < w->gen->npools; p++)
+		for (uint32_t s = 0; s < w->gen->pools[p].lb.nservers; s++)
+			while (x->idle[p][s])
+				srv_close(x->idle[p][s]);
+}
+
+void http_close_all(struct worker *w)
+{
+	struct http_worker *x = w->http;
+	if (!x)
+		return;
+	while (x->clients)
+		cli_close(x->clients, "shutdown");
+	http_drain(w);
+}
+
+void http_reap(struct worker *w)
+{
+	struct http_worker *x = w->http;
+	if (!x)
+		return;
+	while (x->dead) {
+		struct hcli *h = x->dead;
+		x->dead = h->dead_next;
+		free(h);
+	}
+	while (x->dead_srv) {
+		struct hsrv *b = x->dead_srv;
+		x->dead_srv = b->dead_next;
+		free(b);
+	}
+}
+
+void http_worker_free(struct worker *w)
+{
+	struct http_worker *x = w->http;
+	if (!x)
+		return;
+	http_close_all(w);
+	http_reap(w);
+	for (size_t p = 0; p < w->gen->npools; p++) {
+		free(x->idle[p]);
+		free(x->nidle[p]);
+	}
+	free(x->idle);
+	free(x->nidle);
+	free(x->pool_idle);
+	free(x);
+	w->http = NULL;
+	free(w->h1msg);
+	w->h1msg = NULL;
+}
