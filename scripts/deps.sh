@@ -3,7 +3,7 @@
 # only those that are missing. Runs apt-get as root (or through sudo).
 set -e
 PKGS="build-essential pkg-config libyaml-dev libssl-dev libpcre2-dev libnghttp2-dev
-libcmocka-dev clang python3 python3-pytest curl netcat-openbsd iproute2 openssl
+libcmocka-dev clang python3 python3-pytest python3-websockets curl netcat-openbsd iproute2 openssl
 haproxy nginx-light libnginx-mod-stream wrk iperf3"
 missing=""
 for p in $PKGS; do

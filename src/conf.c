@@ -124,6 +124,10 @@ static const struct kw timeouts_kw[] = {
 	{ "keepalive", KW_DURATION, offsetof(struct conf_timeouts, keepalive), 0, 0, "60s", NULL, false, 1,
 	  86400000, NULL, NULL,
 	  "http: how long an idle client connection is kept open between requests." },
+	{ "tunnel", KW_DURATION, offsetof(struct conf_timeouts, tunnel), 0, 0, "1h", NULL, false, 1,
+	  604800000, NULL, NULL,
+	  "http: a WebSocket connection (after 101 Switching Protocols) is closed when neither side "
+	  "has sent a byte for this long." },
 };
 static const struct kw_table timeouts_table = {
 	"listeners[].timeouts", "Timeouts of one listener's connections.", timeouts_kw,

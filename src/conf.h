@@ -58,6 +58,7 @@ struct conf_timeouts {
 	uint64_t header;             /* http: whole request head */
 	uint64_t server;             /* http: backend response head */
 	uint64_t keepalive;          /* http: idle client between requests */
+	uint64_t tunnel;             /* http: idle WebSocket tunnel */
 };
 
 struct str_list {

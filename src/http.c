@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "h1.h"
 #include "log.h"
+#include "stream.h"
 
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -81,6 +82,8 @@ struct hcli {
 	int version;
 	bool close_after;              /* close the client after this response */
 	bool head_req, idempotent;
+	bool ws;                       /* a WebSocket handshake */
+	bool upgraded;                 /* the server answered 101: hand over */
 	bool req_sent_body;            /* some body bytes went to a server */
 	enum h1_body req_body, resp_body;
 	uint64_t req_left, resp_left;
@@ -101,6 +104,7 @@ static void cli_run(struct hcli *h);
 static void cli_close(struct hcli *h, const char *cause);
 static void start_connect(struct hcli *h);
 static void finish_request(struct hcli *h);
+static void upgrade_to_tunnel(struct hcli *h);
 
 static void noop_event(struct loop *l, struct loop_io *io, uint32_t ev)
 {
@@ -491,7 +495,7 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 		const struct h1_field *f = &m->fields[i];
 		if (m->hop[i] || ieq(f->name, f->name_len, "content-length") ||
 		    ieq(f->name, f->name_len, "transfer-encoding") || ieq(f->name, f->name_len, "host") ||
-		    ieq(f->name, f->name_len, "upgrade"))
+		    (!h->ws && ieq(f->name, f->name_len, "upgrade")))
 			continue;
 		if (is_forwarding_field(f)) {
 			/* Kept (and appended to) only from trusted proxies. */
@@ -540,6 +544,8 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 		append(o, "Transfer-Encoding: chunked\r\n", 28);
 	if (m->version == 10)
 		append(o, "Connection: close\r\n", 19);
+	else if (h->ws)
+		append(o, "Connection: Upgrade\r\n", 21);
 	append(o, "\r\n", 2);
 }
 
@@ -573,6 +579,12 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 	h->req_done = m->body == H1_BODY_NONE;
 	h->bytes_in = (uint64_t)head_len;
 
+	h->ws = (m->flags & H1_F_UPGRADE_WS) != 0;
+	h->upgraded = false;
+	if (h->ws && !((m->flags & H1_F_WS_KEY) && (m->flags & H1_F_WS_VERSION))) {
+		respond_error(h, 400, "bad_websocket_handshake");
+		return;
+	}
 	if (lc->limits.body && m->body == H1_BODY_LENGTH && m->content_length > lc->limits.body) {
 		respond_error(h, 413, "body_too_large");
 		return;
@@ -884,7 +896,8 @@ static void build_response(struct hcli *h, const struct h1_msg *m)
 	for (uint32_t i = 0; i < m->nfields; i++) {
 		const struct h1_field *f = &m->fields[i];
 		if (m->hop[i] || ieq(f->name, f->name_len, "content-length") ||
-		    ieq(f->name, f->name_len, "transfer-encoding") || ieq(f->name, f->name_len, "upgrade"))
+		    ieq(f->name, f->name_len, "transfer-encoding") ||
+		    (ieq(f->name, f->name_len, "upgrade") && !(m->status == 101 && h->ws)))
 			continue;
 		append(o, f->name, f->name_len);
 		append(o, ": ", 2);
@@ -908,6 +921,8 @@ static void build_response(struct hcli *h, const struct h1_msg *m)
 		}
 		if (h->close_after)
 			append(o, "Connection: close\r\n", 19);
+	} else if (m->status == 101) {
+		append(o, "Connection: Upgrade\r\n", 21);
 	}
 	append(o, "\r\n", 2);
 }
@@ -1010,9 +1025,20 @@ static bool pump_response(struct hcli *h)
 			if (m->status < 200) {
 				/* 1xx: forwarded as is, then the real answer follows. */
 				if (m->status == 101) {
-					srv_release(h, false);
-					respond_error(h, 502, "unexpected_upgrade");
-					return true;
+					if (!h->ws) {
+						srv_release(h, false);
+						respond_error(h, 502, "unexpected_upgrade");
+						return true;
+					}
+					/* Switching protocols: the head goes to the client,
+					 * then both connections become one tunnel. */
+					h->status = 101;
+					build_response(h, m);
+					h->bin->head += (uint32_t)rc;
+					h->bytes_out += (uint64_t)h->cout->tail - h->cout->head;
+					put_buf(h->w, &h->bout);
+					h->resp_head_done = h->resp_done = h->upgraded = true;
+					continue;
 				}
 				build_response(h, m);
 				h->bin->head += (uint32_t)rc;
@@ -1233,6 +1259,10 @@ static void cli_run(struct hcli *h)
 				return;
 			if (h->state != HS_EXCHANGE)
 				break;
+			if (h->upgraded && (!h->cout || h->cout->head == h->cout->tail)) {
+				upgrade_to_tunnel(h);
+				return;
+			}
 			if (h->resp_done && h->req_done &&
 			    (!h->cout || h->cout->head == h->cout->tail)) {
 				finish_request(h);
@@ -1274,6 +1304,49 @@ static void cli_run(struct hcli *h)
 			break;
 		}
 	}
+}
+
+/* Hand the client and server sockets to the stream engine as a tunnel.
+ * The connection slot, the listener's and the server's active counts go
+ * with them; this side only retires its objects. */
+static void upgrade_to_tunnel(struct hcli *h)
+{
+	struct worker *w = h->w;
+	struct http_worker *x = hw(w);
+	struct hsrv *b = h->be;
+	struct buf *up = h->cin, *down = h->bin;
+	int cfd = h->c.io.fd, bfd = b->s.io.fd;
+
+	log_request(h, "upgraded");
+	if (up && up->head == up->tail)
+		put_buf(w, &up);
+	if (down && down->head == down->tail)
+		put_buf(w, &down);
+	h->cin = h->bin = NULL;
+	put_buf(w, &h->cout);
+	put_buf(w, &h->bout);
+	loop_timer_stop(w->loop, &h->t_cli);
+	loop_timer_stop(w->loop, &h->t_be);
+	b->closed = true;
+	b->s.io.fn = noop_event;
+	srv_free_later(b);
+	h->be = NULL;
+	h->state = HS_CLOSED;
+	h->c.io.fn = noop_event;
+	if (h->tried && h->tried != &h->tried_inline)
+		free(h->tried);
+	h->tried = NULL;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		x->clients = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	w->nstreams--;
+	h->dead_next = x->dead;
+	x->dead = h;
+	stream_adopt(w, h->l, &h->peer, cfd, bfd, h->pool, b->srv, up, down,
+		     h->l->conf->timeouts.tunnel);
 }
 
 static void on_cli_event(struct loop *l, struct loop_io *io, uint32_t ev)

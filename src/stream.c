@@ -60,6 +60,7 @@ struct stream {
 	uint32_t tries;
 	uint64_t start_ms;
 	uint64_t start_wall_ms;
+	uint64_t cli_idle_ms, be_idle_ms;  /* idle timeouts of each side */
 	int state;
 	const char *cause;               /* first abnormal event, if any */
 	bool in_again;
@@ -104,7 +105,7 @@ static void on_client(struct loop *l, struct loop_io *io, uint32_t ev)
 static void on_connected(struct stream *s)
 {
 	s->state = ST_OPEN;
-	loop_timer_set(s->w->loop, &s->t_be, s->l->conf->timeouts.server_idle);
+	loop_timer_set(s->w->loop, &s->t_be, s->be_idle_ms);
 	ctr_add(&srv_ctr(s)->streams, 1);
 	ctr_add(&s->w->stats->pools[s->pool->index].streams, 1);
 	pump(s);
@@ -267,20 +268,20 @@ static void connect_next(struct stream *s)
 	loop_timer_set(w->loop, &s->t_be, s->l->conf->timeouts.connect);
 }
 
-void stream_accept(struct worker *w, struct listener_rt *l, int fd,
-		   const struct sockaddr_storage *peer)
+static struct stream *stream_new(struct worker *w, struct listener_rt *l, struct pool_rt *pool,
+				 int fd, const struct sockaddr_storage *peer)
 {
 	struct stream *s = xcalloc(1, sizeof(*s));
+	struct timespec ts;
 	s->w = w;
 	s->l = l;
-	s->pool = l->pool;
+	s->pool = pool;
 	s->peer = *peer;
 	s->start_ms = loop_now(w->loop);
-	{
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		s->start_wall_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s->start_wall_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	s->cli_idle_ms = l->conf->timeouts.client_idle;
+	s->be_idle_ms = l->conf->timeouts.server_idle;
 	s->cli.io.fd = fd;
 	s->cli.io.fn = on_client;
 	s->be.io.fd = -1;
@@ -292,13 +293,46 @@ void stream_accept(struct worker *w, struct listener_rt *l, int fd,
 		w->streams->prev = s;
 	w->streams = s;
 	w->nstreams++;
+	return s;
+}
+
+void stream_adopt(struct worker *w, struct listener_rt *l, const struct sockaddr_storage *peer,
+		  int cfd, int bfd, struct pool_rt *pool, struct lb_server *srv,
+		  struct buf *up, struct buf *down, uint64_t idle_ms)
+{
+	struct stream *s = stream_new(w, l, pool, cfd, peer);
+	s->srv = srv;
+	s->tries = 1;
+	s->be.io.fd = bfd;
+	s->be.io.fn = on_backend;
+	s->cli_idle_ms = s->be_idle_ms = idle_ms;
+	s->up.buf = up;
+	s->down.buf = down;
+	s->state = ST_OPEN;
+	/* Both sockets stay in epoll; only the object their events reach
+	 * changes. Try everything once: epoll reports what comes next. */
+	s->cli.can_read = s->cli.can_write = s->be.can_read = s->be.can_write = true;
+	if (loop_mod(w->loop, &s->cli.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0 ||
+	    loop_mod(w->loop, &s->be.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+		stream_close(s, "error");
+		return;
+	}
+	loop_timer_set(w->loop, &s->t_cli, idle_ms);
+	loop_timer_set(w->loop, &s->t_be, idle_ms);
+	pump(s);
+}
+
+void stream_accept(struct worker *w, struct listener_rt *l, int fd,
+		   const struct sockaddr_storage *peer)
+{
+	struct stream *s = stream_new(w, l, l->pool, fd, peer);
 	ctr_add(&w->stats->listeners[l->index].active, 1);
 	set_nodelay(fd);
 	if (loop_add(w->loop, &s->cli.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
 		stream_close(s, "error");
 		return;
 	}
-	loop_timer_set(w->loop, &s->t_cli, l->conf->timeouts.client_idle);
+	loop_timer_set(w->loop, &s->t_cli, s->cli_idle_ms);
 	connect_next(s);
 }
 
@@ -520,11 +554,11 @@ static void pump(struct stream *s)
 	}
 	if (s->cli.active) {
 		s->cli.active = false;
-		loop_timer_set(w->loop, &s->t_cli, s->l->conf->timeouts.client_idle);
+		loop_timer_set(w->loop, &s->t_cli, s->cli_idle_ms);
 	}
 	if (s->be.active) {
 		s->be.active = false;
-		loop_timer_set(w->loop, &s->t_be, s->l->conf->timeouts.server_idle);
+		loop_timer_set(w->loop, &s->t_be, s->be_idle_ms);
 	}
 	if ((up == MOVE_BUDGET || down == MOVE_BUDGET) && !s->in_again) {
 		s->in_again = true;

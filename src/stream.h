@@ -15,6 +15,15 @@
 void stream_accept(struct worker *w, struct listener_rt *l, int fd,
 		   const struct sockaddr_storage *peer);
 
+/* Take over an upgraded HTTP exchange as a two-way tunnel: the client and
+ * server sockets (both already in the worker's epoll), the server in use
+ * (its `active` count is held and released when the tunnel closes), and
+ * bytes already read from either side (may be NULL; the stream owns them).
+ * The connection slot and the listener's active count move with it. */
+void stream_adopt(struct worker *w, struct listener_rt *l, const struct sockaddr_storage *peer,
+		  int cfd, int bfd, struct pool_rt *pool, struct lb_server *srv,
+		  struct buf *up, struct buf *down, uint64_t idle_ms);
+
 /* Close every open stream of the worker now (forced shutdown). */
 void stream_close_all(struct worker *w, const char *cause);
 
