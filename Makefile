@@ -9,7 +9,7 @@
 
 PREFIX  ?= /usr/local
 CC      ?= gcc
-PKG     := yaml-0.1
+PKG     := yaml-0.1 libpcre2-8
 SANITIZE ?= 0
 FUZZ_SECONDS ?= 60
 

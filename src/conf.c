@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <netinet/in.h>
 
 enum kw_type {
@@ -26,6 +28,7 @@ enum kw_type {
 	KW_ADDRS,     /* struct conf_addr * + size_t count: one or a list */
 	KW_CIDRS,     /* struct cidr_list: one or a list */
 	KW_STRS,      /* struct str_list: one or a list */
+	KW_MAP,       /* struct str_map: a mapping of names to texts */
 	KW_SECTION,   /* nested mapping */
 	KW_LIST,      /* list of mappings: items + size_t count */
 };
@@ -160,6 +163,13 @@ static const struct kw match_kw[] = {
 	  NULL, "One method or a list (`GET`, `[GET, HEAD]`)." },
 	{ "source", KW_CIDRS, offsetof(struct conf_match, source), 0, 0, NULL, NULL, false, 0, 0, NULL,
 	  NULL, "The client address is in one of these networks." },
+	{ "path_regex", KW_STR, offsetof(struct conf_match, path_regex), 0, 0, NULL, NULL, false, 0, 0,
+	  NULL, NULL, "The path (without the query) matches this PCRE2 regular expression." },
+	{ "header", KW_MAP, offsetof(struct conf_match, header), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
+	  "Request header fields and their values: `{X-Env: staging}` (exact), or a PCRE2 regular "
+	  "expression after `~`: `{User-Agent: \"~(?i)curl\"}`. Names are case-insensitive." },
+	{ "query", KW_MAP, offsetof(struct conf_match, query), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
+	  "Query parameters and their exact values: `{version: \"2\"}`." },
 };
 static const struct kw_table match_table = {
 	"listeners[].routes[].match", "What a request must have for the route to apply; all given "
@@ -191,17 +201,65 @@ static const struct kw_table redirect_table = {
 	0, 0,
 };
 
+static const struct kw split_kw[] = {
+	{ "pool", KW_NAME, offsetof(struct conf_split, pool_name), 0, 0, NULL, NULL, true, 0, 0, NULL, NULL,
+	  "A pool." },
+	{ "weight", KW_UINT, offsetof(struct conf_split, weight), 0, 0, "1", NULL, false, 0, 1000000, NULL,
+	  NULL, "Its share of the requests, relative to the other entries." },
+};
+static const struct kw_table split_table = {
+	"listeners[].routes[].split[]", "One pool of a split.", split_kw, ARRAY_LEN(split_kw),
+	sizeof(struct conf_split), LOC(struct conf_split, loc),
+};
+
+static const struct kw rewrite_kw[] = {
+	{ "path_prefix", KW_STR, offsetof(struct conf_route, rewrite_prefix), 0, 0, NULL, NULL, false, 0, 0,
+	  NULL, NULL, "Replace the part of the path that `match.path_prefix` matched with this." },
+};
+static const struct kw_table rewrite_table = {
+	"listeners[].routes[].rewrite", "Change the request before it is sent on.", rewrite_kw,
+	ARRAY_LEN(rewrite_kw), 0, 0,
+};
+
+static const struct kw header_ops_kw[] = {
+	{ "set", KW_MAP, offsetof(struct conf_header_ops, set), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
+	  "Fields to set: any field of that name is replaced." },
+	{ "add", KW_MAP, offsetof(struct conf_header_ops, add), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
+	  "Fields to add beside any of the same name." },
+	{ "remove", KW_STRS, offsetof(struct conf_header_ops, remove), 0, 0, NULL, NULL, false, 0, 0, NULL,
+	  NULL, "Names of fields to remove." },
+};
+static const struct kw_table req_ops_table = {
+	"listeners[].routes[].request_headers", "Framing fields (Content-Length, Transfer-Encoding, Host) "
+	"and the X-Forwarded-* fields fulcrum adds cannot be changed here.",
+	header_ops_kw, ARRAY_LEN(header_ops_kw), 0, 0,
+};
+static const struct kw_table resp_ops_table = {
+	"listeners[].routes[].response_headers", "Framing fields cannot be changed here.",
+	header_ops_kw, ARRAY_LEN(header_ops_kw), 0, 0,
+};
+
 static const struct kw route_kw[] = {
 	{ "name", KW_NAME, offsetof(struct conf_route, name), 0, 0, NULL, "(its position)", false, 0, 0,
 	  NULL, NULL, "Name in logs and metrics." },
-	{ "match", KW_SECTION, offsetof(struct conf_route, match), 0, 0, NULL, NULL, false, 0, 0, NULL,
-	  &match_table, "See `listeners[].routes[].match`." },
+	{ "match", KW_SECTION, offsetof(struct conf_route, match), LOC(struct conf_route, match.loc), 0, NULL,
+	  NULL, false, 0, 0, NULL, &match_table, "See `listeners[].routes[].match`." },
 	{ "pool", KW_NAME, offsetof(struct conf_route, pool_name), LOC(struct conf_route, pool_loc), 0, NULL,
 	  NULL, false, 0, 0, NULL, NULL, "Send matching requests to this pool." },
 	{ "respond", KW_SECTION, offsetof(struct conf_route, respond), LOC(struct conf_route, respond.loc), 0,
 	  NULL, NULL, false, 0, 0, NULL, &respond_table, "See `listeners[].routes[].respond`." },
 	{ "redirect", KW_SECTION, offsetof(struct conf_route, redirect), LOC(struct conf_route, redirect.loc),
 	  0, NULL, NULL, false, 0, 0, NULL, &redirect_table, "See `listeners[].routes[].redirect`." },
+	{ "split", KW_LIST, offsetof(struct conf_route, split), LOC(struct conf_route, split_loc),
+	  offsetof(struct conf_route, nsplit), NULL, NULL, false, 0, 0, NULL, &split_table,
+	  "Share requests among pools by weight (canaries): "
+	  "`[{pool: v1, weight: 90}, {pool: v2, weight: 10}]`." },
+	{ "rewrite", KW_SECTION, 0, 0, 0, NULL, NULL, false, 0, 0, NULL, &rewrite_table,
+	  "See `listeners[].routes[].rewrite`." },
+	{ "request_headers", KW_SECTION, offsetof(struct conf_route, req_headers), 0, 0, NULL, NULL, false, 0,
+	  0, NULL, &req_ops_table, "Changes to the request's header fields before it is sent on." },
+	{ "response_headers", KW_SECTION, offsetof(struct conf_route, resp_headers), 0, 0, NULL, NULL, false,
+	  0, 0, NULL, &resp_ops_table, "Changes to the response's header fields before the client gets it." },
 };
 static const struct kw_table route_table = {
 	"listeners[].routes[]", "http: the first route whose `match` fits a request handles it with "
@@ -243,6 +301,9 @@ static const struct kw listener_kw[] = {
 	  "to; from anyone else it is replaced." },
 	{ "forwarded", KW_BOOL, offsetof(struct conf_listener, forwarded), 0, 0, "false", NULL, false, 0, 0,
 	  NULL, NULL, "http: also add an RFC 7239 `Forwarded` field." },
+	{ "error_pages", KW_MAP, offsetof(struct conf_listener, error_pages), 0, 0, NULL, NULL, false, 0, 0,
+	  NULL, NULL, "http: replace the body of the errors fulcrum generates, by status: "
+	  "`{503: ./503.html}` (read at startup; paths relative to the working directory)." },
 	{ "max_connections", KW_UINT, offsetof(struct conf_listener, max_connections), 0, 0, "0",
 	  "0 (only the global limit)", false, 0, 10000000, NULL, NULL,
 	  "Client connections open at once on this listener; further clients wait in the kernel's "
@@ -285,6 +346,15 @@ static const struct kw_table keepalive_table = {
 	0, 0,
 };
 
+static const struct kw sticky_kw[] = {
+	{ "cookie", KW_NAME, offsetof(struct conf_sticky, cookie), 0, 0, NULL, NULL, true, 0, 0, NULL, NULL,
+	  "Name of the cookie fulcrum sets to keep a client on one server. Its value identifies the "
+	  "server without revealing its address." },
+};
+static const struct kw_table sticky_table = {
+	"pools[].sticky", "http: session persistence by cookie.", sticky_kw, ARRAY_LEN(sticky_kw), 0, 0,
+};
+
 static const struct kw pool_kw[] = {
 	{ "name", KW_NAME, offsetof(struct conf_pool, name), LOC(struct conf_pool, name_loc), 0, NULL, NULL,
 	  true, 0, 0, NULL, NULL, "Unique name that listeners refer to." },
@@ -301,6 +371,11 @@ static const struct kw pool_kw[] = {
 	  "After a failed connect, how many other servers are tried before the client is closed." },
 	{ "keepalive", KW_SECTION, offsetof(struct conf_pool, keepalive), 0, 0, NULL, NULL, false, 0, 0, NULL,
 	  &keepalive_table, "See `pools[].keepalive`." },
+	{ "sticky", KW_SECTION, offsetof(struct conf_pool, sticky), 0, 0, NULL, NULL, false, 0, 0, NULL,
+	  &sticky_table, "See `pools[].sticky`." },
+	{ "hash_key", KW_STR, offsetof(struct conf_pool, hash_key), 0, 0, NULL, "(client address)", false, 0,
+	  0, NULL, NULL, "http: what `source_hash` and `maglev` hash: `header:X-User` or `cookie:NAME`; "
+	  "when the request lacks it, the client address." },
 	{ "servers", KW_LIST, offsetof(struct conf_pool, servers), 0, offsetof(struct conf_pool, nservers),
 	  NULL, NULL, true, 0, 0, NULL, &server_table, "See `pools[].servers[]`." },
 };
@@ -633,6 +708,31 @@ static void apply_value(struct ctx *c, const struct kw *k, yaml_node_t *node, ch
 		l->v = items;
 		return;
 	}
+	case KW_MAP: {
+		struct str_map *mp = field;
+		yaml_node_pair_t *pr;
+		size_t n = 0;
+		if (node->type != YAML_MAPPING_NODE) {
+			err(c, node_loc(node), path, "expected a mapping of names to values "
+			    "({name: value}), got %s", node_kind(node));
+			return;
+		}
+		for (pr = node->data.mapping.pairs.start; pr < node->data.mapping.pairs.top; pr++)
+			n++;
+		mp->keys = xcalloc(n, sizeof(char *));
+		mp->vals = xcalloc(n, sizeof(char *));
+		for (pr = node->data.mapping.pairs.start; pr < node->data.mapping.pairs.top; pr++) {
+			yaml_node_t *key = yaml_document_get_node(c->doc, pr->key);
+			yaml_node_t *val = yaml_document_get_node(c->doc, pr->value);
+			if (key->type != YAML_SCALAR_NODE || val->type != YAML_SCALAR_NODE || !*scalar(key)) {
+				err(c, node_loc(key), path, "each entry is `name: value` with a single value");
+				continue;
+			}
+			mp->keys[mp->n] = xstrdup(scalar(key));
+			mp->vals[mp->n++] = xstrdup(scalar(val));
+		}
+		return;
+	}
 	case KW_STRS: {
 		struct str_list *l = field;
 		void *items = NULL;
@@ -844,6 +944,10 @@ static void check_pools(struct ctx *c, struct config *cfg)
 					    "use weight to give it a larger share", p->servers[s].addr.text);
 		if (p->retries < 0)
 			p->retries = p->nservers > 0 ? (int64_t)p->nservers - 1 : 0;
+		if (p->hash_key && !((strncmp(p->hash_key, "header:", 7) == 0 && p->hash_key[7]) ||
+				     (strncmp(p->hash_key, "cookie:", 7) == 0 && p->hash_key[7])))
+			err(c, p->loc, sub(path, "hash_key", kp), "\"%s\" is not a hash key; write "
+			    "header:NAME or cookie:NAME", p->hash_key);
 	}
 }
 
@@ -890,6 +994,34 @@ static bool normalise_host(char *h)
 	return true;
 }
 
+/* Compile a PCRE2 pattern, reporting a bad one at loc. */
+static void *compile_re(struct ctx *c, struct conf_loc loc, const char *path, const char *pat)
+{
+	int code;
+	PCRE2_SIZE off;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+	if (!re) {
+		PCRE2_UCHAR msg[256];
+		pcre2_get_error_message(code, msg, sizeof(msg));
+		err(c, loc, path, "\"%s\" is not a valid regular expression: %s at offset %zu", pat,
+		    (const char *)msg, (size_t)off);
+	}
+	return re;
+}
+
+static struct conf_cond *compile_conds(struct ctx *c, struct conf_loc loc, const char *path,
+				       const struct str_map *mp)
+{
+	struct conf_cond *v = xcalloc(mp->n, sizeof(*v));
+	for (size_t i = 0; i < mp->n; i++) {
+		v[i].name = mp->keys[i];
+		v[i].value = mp->vals[i];
+		if (mp->vals[i][0] == '~')
+			v[i].re = compile_re(c, loc, path, mp->vals[i] + 1);
+	}
+	return v;
+}
+
 static void check_routes(struct ctx *c, struct config *cfg, struct conf_listener *l,
 			 const char *lpath, bool *used)
 {
@@ -897,11 +1029,32 @@ static void check_routes(struct ctx *c, struct config *cfg, struct conf_listener
 		struct conf_route *rt = &l->routes[r];
 		char path[96], kp[96];
 		int actions = (rt->pool_name != NULL) + (rt->respond.loc.line != 0) +
-			      (rt->redirect.loc.line != 0);
+			      (rt->redirect.loc.line != 0) + (rt->split_loc.line != 0);
+		struct conf_loc mloc = rt->match.loc.line ? rt->match.loc : rt->loc;
 		snprintf(path, sizeof(path), "%s.routes[%zu]", lpath, r);
-		if (actions != 1)
-			err(c, rt->loc, path, "a route needs exactly one of `pool`, `respond` or `redirect` "
-			    "(this one has %d)", actions);
+		if (actions != 1 && rt->loc.line)
+			err(c, rt->loc, path, "a route needs exactly one of `pool`, `split`, `respond` or "
+			    "`redirect` (this one has %d)", actions);
+		rt->split_total = 0;
+		for (size_t k = 0; k < rt->nsplit; k++) {
+			char sp[128];
+			struct conf_split *sl = &rt->split[k];
+			snprintf(sp, sizeof(sp), "%s.split[%zu].pool", path, k);
+			if (sl->pool_name)
+				sl->pool = resolve_pool(c, cfg, l->protocol, sl->pool_name, sl->loc, sp, used);
+			rt->split_total += sl->weight;
+		}
+		if (rt->split_loc.line && rt->split_total == 0)
+			err(c, rt->split_loc, sub(path, "split", kp), "the weights add up to 0; give at least "
+			    "one pool a weight above 0");
+		if (rt->rewrite_prefix && (!rt->match.path_prefix || rt->rewrite_prefix[0] != '/'))
+			err(c, rt->loc, sub(path, "rewrite.path_prefix", kp), "needs `match.path_prefix` on "
+			    "the same route, and must start with /");
+		if (rt->match.path_regex)
+			rt->match.path_re = compile_re(c, mloc, sub(path, "match.path_regex", kp),
+						       rt->match.path_regex);
+		rt->match.headers = compile_conds(c, mloc, sub(path, "match.header", kp), &rt->match.header);
+		rt->match.queries = compile_conds(c, mloc, sub(path, "match.query", kp), &rt->match.query);
 		if (rt->pool_name)
 			rt->pool = resolve_pool(c, cfg, l->protocol, rt->pool_name, rt->pool_loc,
 						sub(path, "pool", kp), used);
@@ -917,6 +1070,38 @@ static void check_routes(struct ctx *c, struct config *cfg, struct conf_listener
 		if (rt->match.path && rt->match.path[0] != '/')
 			err(c, rt->loc, sub(path, "match.path", kp), "must start with /");
 	}
+}
+
+static void load_error_page(struct ctx *c, struct conf_listener *l, size_t e, const char *lpath)
+{
+	char kp[96];
+	uint64_t status;
+	FILE *f;
+	char *buf;
+	size_t n;
+	sub(lpath, "error_pages", kp);
+	if (parse_uint(l->error_pages.keys[e], &status) < 0 || status < 400 || status > 599) {
+		err(c, l->loc, kp, "\"%s\" is not an error status; use 400 to 599", l->error_pages.keys[e]);
+		return;
+	}
+	f = fopen(l->error_pages.vals[e], "rb");
+	if (!f) {
+		err(c, l->loc, kp, "cannot read %s for status %llu: %s", l->error_pages.vals[e],
+		    (unsigned long long)status, strerror(errno));
+		return;
+	}
+	buf = xmalloc(65537);
+	n = fread(buf, 1, 65537, f);
+	fclose(f);
+	if (n > 65536) {
+		err(c, l->loc, kp, "%s is larger than 64k; an error page must be small",
+		    l->error_pages.vals[e]);
+		free(buf);
+		return;
+	}
+	free(l->pages[status]);
+	l->pages[status] = buf;
+	l->page_len[status] = n;
 }
 
 static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc root)
@@ -967,6 +1152,8 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 		if (l->pool_name)
 			l->pool = resolve_pool(c, cfg, l->protocol, l->pool_name, l->pool_loc,
 					       sub(path, "pool", kp), used);
+		for (size_t e = 0; e < l->error_pages.n; e++)
+			load_error_page(c, l, e, path);
 		if (l->protocol == PROTO_HTTP) {
 			if (!l->pool_name && !l->pool_loc.line && l->nroutes == 0 && l->loc.line)
 				err(c, l->loc, path, "an http listener needs `routes`, a `pool`, or both");
@@ -996,6 +1183,39 @@ static void free_addr(struct conf_addr *a)
 	free(a->text);
 }
 
+static void free_map(struct str_map *mp)
+{
+	for (size_t i = 0; i < mp->n; i++) {
+		free(mp->keys[i]);
+		free(mp->vals[i]);
+	}
+	free(mp->keys);
+	free(mp->vals);
+}
+
+static void free_strs(struct str_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+/* Names and values belong to the str_map; only the compiled code is ours. */
+static void free_conds(struct conf_cond *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		if (v[i].re)
+			pcre2_code_free(v[i].re);
+	free(v);
+}
+
+static void free_ops(struct conf_header_ops *o)
+{
+	free_map(&o->set);
+	free_map(&o->add);
+	free_strs(&o->remove);
+}
+
 void conf_free(struct config *cfg)
 {
 	if (!cfg)
@@ -1017,20 +1237,36 @@ void conf_free(struct config *cfg)
 			free(rt->match.host);
 			free(rt->match.path_prefix);
 			free(rt->match.path);
-			for (size_t m = 0; m < rt->match.methods.n; m++)
-				free(rt->match.methods.v[m]);
-			free(rt->match.methods.v);
+			free_strs(&rt->match.methods);
 			free(rt->match.source.v);
 			free(rt->respond.body);
 			free(rt->respond.content_type);
 			free(rt->redirect.to);
+			free(rt->match.path_regex);
+			if (rt->match.path_re)
+				pcre2_code_free(rt->match.path_re);
+			free_conds(rt->match.headers, rt->match.header.n);
+			free_conds(rt->match.queries, rt->match.query.n);
+			free_map(&rt->match.header);
+			free_map(&rt->match.query);
+			for (size_t k = 0; k < rt->nsplit; k++)
+				free(rt->split[k].pool_name);
+			free(rt->split);
+			free(rt->rewrite_prefix);
+			free_ops(&rt->req_headers);
+			free_ops(&rt->resp_headers);
 		}
 		free(l->routes);
+		free_map(&l->error_pages);
+		for (size_t e = 0; e < ARRAY_LEN(l->pages); e++)
+			free(l->pages[e]);
 	}
 	free(cfg->listeners);
 	for (size_t i = 0; i < cfg->npools; i++) {
 		struct conf_pool *p = &cfg->pools[i];
 		free(p->name);
+		free(p->sticky.cookie);
+		free(p->hash_key);
 		for (size_t s = 0; s < p->nservers; s++)
 			free_addr(&p->servers[s].addr);
 		free(p->servers);
@@ -1167,6 +1403,7 @@ static const char *type_text(const struct kw *k, char *buf, size_t len)
 	case KW_ADDRS: return "address, or list of addresses";
 	case KW_CIDRS: return "network (CIDR), or list of networks";
 	case KW_STRS: return "text, or list of texts";
+	case KW_MAP: return "mapping of names to texts";
 	case KW_SECTION: return "section";
 	case KW_LIST: return "list of sections";
 	}

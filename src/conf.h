@@ -40,12 +40,18 @@ struct conf_keepalive {
 	uint64_t idle_timeout;
 };
 
+struct conf_sticky {
+	char *cookie;                /* NULL: no stickiness */
+};
+
 struct conf_pool {
 	char *name;
 	int protocol;                /* enum proto */
 	int algorithm;               /* enum lb_algo */
 	int64_t retries;             /* -1: number of servers - 1 */
 	struct conf_keepalive keepalive;
+	struct conf_sticky sticky;
+	char *hash_key;              /* "header:NAME" or "cookie:NAME"; NULL: client address */
 	struct conf_server *servers;
 	size_t nservers;
 	struct conf_loc loc, name_loc, protocol_loc;
@@ -66,6 +72,34 @@ struct str_list {
 	size_t n;
 };
 
+/* name: value pairs, in file order. */
+struct str_map {
+	char **keys;
+	char **vals;
+	size_t n;
+};
+
+/* A header or query condition: exact text, or a PCRE2 pattern when the
+ * value was written "~pattern". */
+struct conf_cond {
+	char *name;
+	char *value;
+	void *re;                    /* pcre2_code *, or NULL for exact */
+};
+
+struct conf_header_ops {
+	struct str_map set;          /* replace (or add) these fields */
+	struct str_map add;          /* add these fields */
+	struct str_list remove;      /* remove these fields */
+};
+
+struct conf_split {
+	char *pool_name;
+	struct conf_pool *pool;
+	uint64_t weight;
+	struct conf_loc loc;
+};
+
 /* HTTP limits of a listener. */
 struct conf_limits {
 	uint64_t request_line;
@@ -80,6 +114,13 @@ struct conf_match {
 	char *path;
 	struct str_list methods;
 	struct cidr_list source;
+	char *path_regex;
+	void *path_re;               /* pcre2_code * */
+	struct str_map header;       /* as written */
+	struct str_map query;
+	struct conf_cond *headers;   /* compiled from header */
+	struct conf_cond *queries;   /* compiled from query */
+	struct conf_loc loc;
 };
 
 struct conf_respond {
@@ -102,7 +143,12 @@ struct conf_route {
 	struct conf_pool *pool;      /* resolved */
 	struct conf_respond respond;
 	struct conf_redirect redirect;
-	struct conf_loc loc, pool_loc;
+	struct conf_split *split;
+	size_t nsplit;
+	uint64_t split_total;
+	char *rewrite_prefix;        /* rewrite.path_prefix */
+	struct conf_header_ops req_headers, resp_headers;
+	struct conf_loc loc, pool_loc, split_loc;
 };
 
 
@@ -124,6 +170,9 @@ struct conf_listener {
 	size_t nroutes;
 	struct cidr_list trusted_proxies;
 	bool forwarded;              /* add an RFC 7239 Forwarded field */
+	struct str_map error_pages;  /* status -> file, as written */
+	char *pages[600];            /* status -> file contents, loaded */
+	size_t page_len[600];
 	struct conf_loc loc, name_loc, bind_loc, pool_loc, protocol_loc, routes_loc;
 };
 

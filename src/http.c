@@ -24,6 +24,9 @@
 #include "log.h"
 #include "stream.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <netinet/tcp.h>
@@ -83,6 +86,10 @@ struct hcli {
 	bool close_after;              /* close the client after this response */
 	bool head_req, idempotent;
 	bool ws;                       /* a WebSocket handshake */
+	int sticky_srv;                /* server named by the sticky cookie, or -1 */
+	bool set_cookie;               /* add the sticky cookie to the response */
+	char hkey[128];                /* hash key from a header or cookie */
+	uint32_t hkey_len;
 	bool upgraded;                 /* the server answered 101: hand over */
 	bool req_sent_body;            /* some body bytes went to a server */
 	enum h1_body req_body, resp_body;
@@ -361,13 +368,35 @@ static void respond(struct hcli *h, int status, const char *ctype, const char *b
 	h->bytes_out += h->cout->tail - h->cout->head;
 }
 
+/* An operator's error page (any bytes, so not through respond()). */
+static void respond_page(struct hcli *h, int status, const char *page, size_t len)
+{
+	if (!h->cout)
+		h->cout = buf_get_large(&h->w->bufs);
+	h->close_after = true;
+	appendf(h->cout, "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %zu\r\n"
+		"Connection: close\r\n\r\n", status, h1_status_text(status), len);
+	if (!h->head_req) {
+		if (len > buf_room(h->cout))
+			buf_compact(h->cout);
+		append(h->cout, page, len);
+	}
+	h->status = status;
+	h->bytes_out += h->cout->tail - h->cout->head;
+}
+
 /* Answer with an error status and close after it. */
 static void respond_error(struct hcli *h, int status, const char *cause)
 {
 	char body[64];
-	snprintf(body, sizeof(body), "%d %s\n", status, h1_status_text(status));
+	const struct conf_listener *lc = h->l->conf;
 	h->cause = cause;
-	respond(h, status, "text/plain", body, NULL, true);
+	if (status >= 400 && status < 600 && lc->pages[status]) {
+		respond_page(h, status, lc->pages[status], lc->page_len[status]);
+	} else {
+		snprintf(body, sizeof(body), "%d %s\n", status, h1_status_text(status));
+		respond(h, status, "text/plain", body, NULL, true);
+	}
 	h->state = HS_FLUSH;
 	if (status < 500)
 		ctr_add(&lctr(h)->rejected, 1);
@@ -393,6 +422,80 @@ static size_t host_len(const char *a, size_t len)
 	}
 	const char *c = memchr(a, ':', len);
 	return c ? (size_t)(c - a) : len;
+}
+
+static bool re_match(void *re, const char *p, size_t n)
+{
+	static __thread pcre2_match_data *md;
+	if (!md)
+		md = pcre2_match_data_create(1, NULL);
+	return pcre2_match(re, (PCRE2_SPTR)p, n, 0, 0, md, NULL) >= 0;
+}
+
+/* Value of cookie `name` in the request's Cookie fields, or NULL. */
+static const char *find_cookie(const struct h1_msg *m, const char *name, uint32_t *len)
+{
+	size_t nl = strlen(name);
+	for (int i = h1_find_field(m, "cookie", 6, 0); i >= 0; i = h1_find_field(m, "cookie", 6, i + 1)) {
+		const char *p = m->fields[i].value, *end = p + m->fields[i].value_len;
+		while (p < end) {
+			const char *semi = memchr(p, ';', (size_t)(end - p));
+			const char *e = semi ? semi : end;
+			while (p < e && *p == ' ')
+				p++;
+			if ((size_t)(e - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
+				*len = (uint32_t)(e - p - (ptrdiff_t)nl - 1);
+				return p + nl + 1;
+			}
+			p = e + 1;
+		}
+	}
+	return NULL;
+}
+
+/* Value of query parameter `name` in path[0..len), or NULL. */
+static const char *find_query(const char *path, size_t len, const char *name, size_t *vlen)
+{
+	const char *q = memchr(path, '?', len), *end = path + len;
+	size_t nl = strlen(name);
+	if (!q)
+		return NULL;
+	for (const char *p = q + 1; p < end;) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *e = amp ? amp : end;
+		if ((size_t)(e - p) >= nl && memcmp(p, name, nl) == 0 && (p + nl == e || p[nl] == '=')) {
+			const char *v = p + nl == e ? e : p + nl + 1;
+			*vlen = (size_t)(e - v);
+			return v;
+		}
+		p = e + 1;
+	}
+	return NULL;
+}
+
+static bool conds_hold(const struct conf_cond *cv, size_t n, const struct h1_msg *m, bool query)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_cond *c = &cv[i];
+		const char *v = NULL;
+		size_t vlen = 0;
+		bool ok = false;
+		if (query) {
+			v = find_query(m->path, m->path_len, c->name, &vlen);
+		} else {
+			int f = h1_find_field(m, c->name, strlen(c->name), 0);
+			if (f >= 0) {
+				v = m->fields[f].value;
+				vlen = m->fields[f].value_len;
+			}
+		}
+		if (v)
+			ok = c->re ? re_match(c->re, v, vlen)
+				   : strlen(c->value) == vlen && memcmp(c->value, v, vlen) == 0;
+		if (!ok)
+			return false;
+	}
+	return true;
 }
 
 static const struct route_rt *route_find(struct hcli *h, const struct h1_msg *m, size_t path_len)
@@ -421,6 +524,12 @@ static const struct route_rt *route_find(struct hcli *h, const struct h1_msg *m,
 				continue;
 		}
 		if (mt->source.n && !cidr_list_match(&mt->source, (struct sockaddr *)&h->peer))
+			continue;
+		if (mt->path_re && !re_match(mt->path_re, m->path, path_len))
+			continue;
+		if (mt->header.n && !conds_hold(mt->headers, mt->header.n, m, false))
+			continue;
+		if (mt->query.n && !conds_hold(mt->queries, mt->query.n, m, true))
 			continue;
 		return r;
 	}
@@ -471,6 +580,38 @@ static bool is_forwarding_field(const struct h1_field *f)
 	       ieq(f->name, f->name_len, "forwarded");
 }
 
+static bool in_list(const struct str_list *l, const char *n, size_t len)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (ieq(n, len, l->v[i]))
+			return true;
+	return false;
+}
+
+static bool in_map(const struct str_map *mp, const char *n, size_t len)
+{
+	for (size_t i = 0; i < mp->n; i++)
+		if (ieq(n, len, mp->keys[i]))
+			return true;
+	return false;
+}
+
+/* Whether a route's header edits drop this field. */
+static bool ops_drop(const struct conf_header_ops *o, const struct h1_field *f)
+{
+	return o && (in_list(&o->remove, f->name, f->name_len) || in_map(&o->set, f->name, f->name_len));
+}
+
+static void ops_append(struct buf *b, const struct conf_header_ops *o)
+{
+	if (!o)
+		return;
+	for (size_t i = 0; i < o->set.n; i++)
+		appendf(b, "%s: %s\r\n", o->set.keys[i], o->set.vals[i]);
+	for (size_t i = 0; i < o->add.n; i++)
+		appendf(b, "%s: %s\r\n", o->add.keys[i], o->add.vals[i]);
+}
+
 /* Write the head sent to the server into h->bout. */
 static void build_request(struct hcli *h, const struct h1_msg *m)
 {
@@ -482,12 +623,21 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 	int xff = -1;
 
 	addr_format_host((struct sockaddr *)&h->peer, client, sizeof(client));
+	const struct conf_route *rc = h->route ? h->route->conf : NULL;
+	const struct conf_header_ops *ops = rc ? &rc->req_headers : NULL;
+	const char *tgt = (m->flags & H1_F_ABSOLUTE_FORM) ? m->path : m->target;
+	size_t tlen = (m->flags & H1_F_ABSOLUTE_FORM) ? m->path_len : m->target_len;
+
 	append(o, m->method, m->method_len);
 	append(o, " ", 1);
-	if (m->flags & H1_F_ABSOLUTE_FORM)
-		append(o, m->path, m->path_len);
-	else
-		append(o, m->target, m->target_len);
+	if (rc && rc->rewrite_prefix) {
+		/* The route matched on path_prefix: swap that part. */
+		size_t old = strlen(rc->match.path_prefix);
+		append(o, rc->rewrite_prefix, strlen(rc->rewrite_prefix));
+		append(o, tgt + old, tlen - old);
+	} else {
+		append(o, tgt, tlen);
+	}
 	/* An HTTP/1.0 client cannot take a chunked answer: ask the server in
 	 * HTTP/1.0 too, so it answers with a length or until close. */
 	appendf(o, " HTTP/1.%d\r\n", m->version == 10 ? 0 : 1);
@@ -496,6 +646,8 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 		if (m->hop[i] || ieq(f->name, f->name_len, "content-length") ||
 		    ieq(f->name, f->name_len, "transfer-encoding") || ieq(f->name, f->name_len, "host") ||
 		    (!h->ws && ieq(f->name, f->name_len, "upgrade")))
+			continue;
+		if (!is_forwarding_field(f) && ops_drop(ops, f))
 			continue;
 		if (is_forwarding_field(f)) {
 			/* Kept (and appended to) only from trusted proxies. */
@@ -511,6 +663,7 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 		append(o, f->value, f->value_len);
 		append(o, "\r\n", 2);
 	}
+	ops_append(o, ops);
 	if (m->authority) {
 		append(o, "Host: ", 6);
 		append(o, m->authority, m->authority_len);
@@ -558,6 +711,46 @@ static bool method_idempotent(const char *m, size_t n)
 	return false;
 }
 
+/* What the request says about server choice: the sticky cookie (a server
+ * id, the hash of its name) and the hash key of source_hash/maglev. */
+static void pick_hints(struct hcli *h, const struct h1_msg *m)
+{
+	const struct conf_pool *pc = h->pool->conf;
+	const char *v = NULL;
+	uint32_t vlen = 0;
+	if (pc->sticky.cookie) {
+		v = find_cookie(m, pc->sticky.cookie, &vlen);
+		h->set_cookie = true;
+		for (uint32_t i = 0; v && vlen == 16 && i < h->pool->lb.nservers; i++) {
+			char id[17];
+			const struct lb_server *sv = &h->pool->lb.servers[i];
+			snprintf(id, sizeof(id), "%016llx",
+				 (unsigned long long)lb_hash(sv->name, strlen(sv->name), 0x5eed));
+			if (memcmp(id, v, 16) == 0) {
+				h->sticky_srv = (int)i;
+				break;
+			}
+		}
+	}
+	if (pc->hash_key) {
+		const char *name = pc->hash_key + 7;
+		v = NULL;
+		if (pc->hash_key[0] == 'c') {
+			v = find_cookie(m, name, &vlen);
+		} else {
+			int f = h1_find_field(m, name, strlen(name), 0);
+			if (f >= 0) {
+				v = m->fields[f].value;
+				vlen = m->fields[f].value_len;
+			}
+		}
+		if (v && vlen) {
+			h->hkey_len = vlen < sizeof(h->hkey) ? vlen : (uint32_t)sizeof(h->hkey);
+			memcpy(h->hkey, v, h->hkey_len);
+		}
+	}
+}
+
 /* A complete request head is at the front of cin. */
 static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 {
@@ -593,6 +786,19 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 	path_len = q ? (size_t)(q - m->path) : m->path_len;
 	h->route = route_find(h, m, path_len);
 	h->pool = h->route ? h->route->pool : h->l->pool;
+	if (h->route && h->route->conf->nsplit) {
+		const struct conf_route *rc = h->route->conf;
+		uint64_t x = lb_rand(&h->w->rng) % rc->split_total;
+		size_t k = 0;
+		while (k + 1 < rc->nsplit && x >= rc->split[k].weight)
+			x -= rc->split[k++].weight;
+		h->pool = &h->w->gen->pools[rc->split[k].pool - h->w->gen->cfg->pools];
+	}
+	h->sticky_srv = -1;
+	h->set_cookie = false;
+	h->hkey_len = 0;
+	if (h->pool)
+		pick_hints(h, m);
 	if (h->route && !h->pool) {
 		const struct conf_route *r = h->route->conf;
 		/* The request is answered here: its body is read and dropped. */
@@ -728,9 +934,25 @@ static void start_connect(struct hcli *h)
 	struct hsrv *b;
 	int fd, rc;
 
-	ctx.keylen = addr_key((struct sockaddr *)&h->peer, key);
-	ctx.key = key;
-	srv = lb_pick(&h->pool->lb, w->lbstate[h->pool->index], &ctx);
+	if (h->hkey_len) {
+		ctx.key = h->hkey;
+		ctx.keylen = h->hkey_len;
+	} else {
+		ctx.keylen = addr_key((struct sockaddr *)&h->peer, key);
+		ctx.key = key;
+	}
+	srv = NULL;
+	if (h->sticky_srv >= 0) {
+		struct lb_server *sv = &h->pool->lb.servers[h->sticky_srv];
+		if (lb_server_usable(sv) && !lb_tried(&ctx, sv->index)) {
+			srv = sv;
+			h->set_cookie = false;  /* the client already holds the right one */
+		} else {
+			h->set_cookie = true;
+		}
+	}
+	if (!srv)
+		srv = lb_pick(&h->pool->lb, w->lbstate[h->pool->index], &ctx);
 	if (!srv) {
 		ctr_add(&w->stats->pools[h->pool->index].no_server, 1);
 		ctr_add(&lctr(h)->no_server, 1);
@@ -893,11 +1115,14 @@ static void build_response(struct hcli *h, const struct h1_msg *m)
 	appendf(o, "HTTP/1.1 %d ", m->status);
 	append(o, m->reason, m->reason_len);
 	append(o, "\r\n", 2);
+	const struct conf_header_ops *ops = h->route ? &h->route->conf->resp_headers : NULL;
 	for (uint32_t i = 0; i < m->nfields; i++) {
 		const struct h1_field *f = &m->fields[i];
 		if (m->hop[i] || ieq(f->name, f->name_len, "content-length") ||
 		    ieq(f->name, f->name_len, "transfer-encoding") ||
 		    (ieq(f->name, f->name_len, "upgrade") && !(m->status == 101 && h->ws)))
+			continue;
+		if (m->status >= 200 && ops_drop(ops, f))
 			continue;
 		append(o, f->name, f->name_len);
 		append(o, ": ", 2);
@@ -905,6 +1130,10 @@ static void build_response(struct hcli *h, const struct h1_msg *m)
 		append(o, "\r\n", 2);
 	}
 	if (m->status >= 200) {
+		ops_append(o, ops);
+		if (h->set_cookie && h->be)
+			appendf(o, "Set-Cookie: %s=%016llx; Path=/; HttpOnly\r\n", h->pool->conf->sticky.cookie,
+				(unsigned long long)lb_hash(h->be->srv->name, strlen(h->be->srv->name), 0x5eed));
 		if (m->body == H1_BODY_LENGTH || (m->body == H1_BODY_NONE && m->status != 204 &&
 						   m->status != 304 && !h->head_req))
 			appendf(o, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);

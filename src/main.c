@@ -70,11 +70,19 @@ static void log_startup(struct gen *g)
 	for (size_t i = 0; i < g->nlisteners; i++) {
 		const struct conf_listener *l = g->listeners[i].conf;
 		const struct pool_rt *p = g->listeners[i].pool;
-		snprintf(algo, sizeof(algo), "%s", p->lb.ops->name);
-		for (size_t b = 0; b < l->nbinds; b++)
-			log_info("listener %s: %s on %s -> pool %s (%u server%s, %s)", l->name,
-				 conf_proto_name(l->protocol), l->binds[b].text, p->conf->name,
-				 p->lb.nservers, p->lb.nservers == 1 ? "" : "s", algo);
+		size_t nr = g->listeners[i].nroutes;
+		for (size_t b = 0; b < l->nbinds; b++) {
+			if (p) {
+				snprintf(algo, sizeof(algo), "%s", p->lb.ops->name);
+				log_info("listener %s: %s on %s -> %spool %s (%u server%s, %s)", l->name,
+					 conf_proto_name(l->protocol), l->binds[b].text,
+					 nr ? "unmatched requests to " : "", p->conf->name, p->lb.nservers,
+					 p->lb.nservers == 1 ? "" : "s", algo);
+			}
+			if (nr)
+				log_info("listener %s: %s on %s -> %zu route%s", l->name,
+					 conf_proto_name(l->protocol), l->binds[b].text, nr, nr == 1 ? "" : "s");
+		}
 	}
 }
 
