@@ -1339,6 +1339,11 @@ static bool pump_response(struct hcli *h)
 static void log_request(struct hcli *h, const char *cause)
 {
 	uint64_t now = loop_now(h->w->loop);
+	struct ctr_route *rc = h->route ?
+		&h->w->stats->routes[h->l->index][h->route - h->l->routes] : NULL;
+	stats_http_response(lctr(h), rc, h->status, h->t_start ? now - h->t_start : 0);
+	if (h->tries > 1)
+		ctr_add(&lctr(h)->retries, h->tries - 1);
 	ctr_add(&lctr(h)->bytes_in, h->bytes_in);
 	ctr_add(&lctr(h)->bytes_out, h->bytes_out);
 	if (h->be) {

@@ -92,10 +92,14 @@ struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
 				snprintf(l->routes[r].name, sizeof(l->routes[r].name), "route%zu", r);
 		}
 	}
+	uint32_t *nroutes = xcalloc(g->nlisteners, sizeof(uint32_t));
+	for (size_t i = 0; i < g->nlisteners; i++)
+		nroutes[i] = (uint32_t)g->listeners[i].nroutes;
 	g->stats = xcalloc(nworkers, sizeof(*g->stats));
 	for (uint32_t w = 0; w < nworkers; w++)
-		g->stats[w] = stats_new(g->nlisteners, g->npools, nservers);
+		g->stats[w] = stats_new(g->nlisteners, g->npools, nservers, nroutes);
 	free(nservers);
+	free(nroutes);
 	return g;
 }
 
@@ -130,6 +134,29 @@ void gen_log_counters(struct gen *g)
 			 (unsigned long long)c[0], (unsigned long long)c[1], (unsigned long long)c[2],
 			 (unsigned long long)c[3], (unsigned long long)c[4], (unsigned long long)c[5],
 			 (unsigned long long)c[6], (unsigned long long)c[7]);
+		if (g->listeners[i].conf->protocol == PROTO_HTTP) {
+			size_t st = offsetof(struct ctr_listener, status) / sizeof(counter_t);
+			size_t lat = offsetof(struct ctr_listener, latency) / sizeof(counter_t);
+			char hist[256];
+			size_t n = 0;
+			for (size_t b = 0; b < STATS_LAT_BUCKETS; b++)
+				n += (size_t)snprintf(hist + n, sizeof(hist) - n, "%s%llu", b ? "," : "",
+						      (unsigned long long)c[lat + b]);
+			log_info("counters listener=%s retries=%llu 1xx=%llu 2xx=%llu 3xx=%llu 4xx=%llu "
+				 "5xx=%llu latency_ms_le_1,2,5,10,25,50,100,250,500,1000,5000,inf=%s",
+				 g->listeners[i].conf->name, (unsigned long long)c[st - 1],
+				 (unsigned long long)c[st], (unsigned long long)c[st + 1],
+				 (unsigned long long)c[st + 2], (unsigned long long)c[st + 3],
+				 (unsigned long long)c[st + 4], hist);
+			for (size_t r = 0; r < g->listeners[i].nroutes; r++) {
+				uint64_t d[sizeof(struct ctr_route) / sizeof(counter_t)];
+				stats_sum(d, g->stats, g->nworkers, sizeof(struct ctr_route), stats_pick_route, i, r);
+				log_info("counters listener=%s route=%s requests=%llu 1xx=%llu 2xx=%llu 3xx=%llu "
+					 "4xx=%llu 5xx=%llu", g->listeners[i].conf->name, g->listeners[i].routes[r].name,
+					 (unsigned long long)d[0], (unsigned long long)d[1], (unsigned long long)d[2],
+					 (unsigned long long)d[3], (unsigned long long)d[4], (unsigned long long)d[5]);
+			}
+		}
 	}
 	for (size_t i = 0; i < g->npools; i++) {
 		uint64_t c[sizeof(struct ctr_pool) / sizeof(counter_t)];

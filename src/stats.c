@@ -3,7 +3,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct stats *stats_new(size_t nlisteners, size_t npools, const uint32_t *nservers)
+const uint32_t stats_lat_bounds[STATS_LAT_BUCKETS - 1] = {
+	1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000,
+};
+
+void stats_http_response(struct ctr_listener *l, struct ctr_route *r, int status, uint64_t ms)
+{
+	size_t b = 0;
+	int cls = status / 100 - 1;
+	while (b < STATS_LAT_BUCKETS - 1 && ms > stats_lat_bounds[b])
+		b++;
+	ctr_add(&l->latency[b], 1);
+	if (cls < 0 || cls > 4)
+		return;
+	ctr_add(&l->status[cls], 1);
+	if (r) {
+		ctr_add(&r->requests, 1);
+		ctr_add(&r->status[cls], 1);
+	}
+}
+
+struct stats *stats_new(size_t nlisteners, size_t npools, const uint32_t *nservers,
+			const uint32_t *nroutes)
 {
 	struct stats *s = xcalloc(1, sizeof(*s));
 	s->listeners = xcalloc(nlisteners, sizeof(*s->listeners));
@@ -12,6 +33,10 @@ struct stats *stats_new(size_t nlisteners, size_t npools, const uint32_t *nserve
 	s->npools = npools;
 	for (size_t i = 0; i < npools; i++)
 		s->servers[i] = xcalloc(nservers[i], sizeof(**s->servers));
+	s->nlisteners = nlisteners;
+	s->routes = xcalloc(nlisteners, sizeof(*s->routes));
+	for (size_t i = 0; i < nlisteners; i++)
+		s->routes[i] = xcalloc(nroutes[i], sizeof(**s->routes));
 	return s;
 }
 
@@ -21,6 +46,9 @@ void stats_free(struct stats *s)
 		return;
 	for (size_t i = 0; i < s->npools; i++)
 		free(s->servers[i]);
+	for (size_t i = 0; i < s->nlisteners; i++)
+		free(s->routes[i]);
+	free(s->routes);
 	free(s->servers);
 	free(s->pools);
 	free(s->listeners);
@@ -35,6 +63,11 @@ void *stats_pick_listener(struct stats *s, size_t i, size_t unused)
 void *stats_pick_pool(struct stats *s, size_t i, size_t unused)
 {
 	return &s->pools[i];
+}
+
+void *stats_pick_route(struct stats *s, size_t listener, size_t route)
+{
+	return &s->routes[listener][route];
 }
 
 void *stats_pick_server(struct stats *s, size_t pool, size_t server)

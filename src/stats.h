@@ -5,6 +5,10 @@
 
 #include "common.h"
 
+/* Latency histogram buckets (ms upper bounds; the last is "above"). */
+#define STATS_LAT_BUCKETS 12
+extern const uint32_t stats_lat_bounds[STATS_LAT_BUCKETS - 1];
+
 struct ctr_listener {
 	counter_t accepted;       /* connections accepted (including refused ones) */
 	counter_t active;         /* open now */
@@ -14,6 +18,15 @@ struct ctr_listener {
 	counter_t bytes_out;      /* backend -> client */
 	counter_t requests;       /* http: request heads parsed */
 	counter_t rejected;       /* http: refused by fulcrum with a 4xx */
+	counter_t retries;        /* http: requests sent again to another server */
+	counter_t status[5];      /* http: responses by class, 1xx .. 5xx */
+	counter_t latency[STATS_LAT_BUCKETS]; /* http: total time, see stats_lat_bounds */
+};
+
+/* One route of an http listener. */
+struct ctr_route {
+	counter_t requests;
+	counter_t status[5];
 };
 
 struct ctr_pool {
@@ -25,7 +38,7 @@ struct ctr_pool {
 };
 
 struct ctr_server {
-	counter_t streams;        /* streams established to this server */
+	counter_t streams;        /* streams (or http exchanges) given to this server */
 	counter_t active;
 	counter_t connect_fail;
 	counter_t bytes_in;
@@ -37,11 +50,16 @@ struct stats {
 	struct ctr_listener *listeners;   /* [nlisteners] */
 	struct ctr_pool *pools;           /* [npools] */
 	struct ctr_server **servers;      /* [npools][nservers of that pool] */
-	size_t npools;
+	struct ctr_route **routes;        /* [nlisteners][nroutes of that listener] */
+	size_t npools, nlisteners;
 };
 
-/* Allocate zeroed counters; nservers[i] is pool i's server count. */
-struct stats *stats_new(size_t nlisteners, size_t npools, const uint32_t *nservers);
+/* Allocate zeroed counters; nservers[i] is pool i's server count,
+ * nroutes[i] listener i's route count. */
+struct stats *stats_new(size_t nlisteners, size_t npools, const uint32_t *nservers,
+			const uint32_t *nroutes);
+/* Count one HTTP response of `status` that took `ms` in total. */
+void stats_http_response(struct ctr_listener *l, struct ctr_route *r, int status, uint64_t ms);
 void stats_free(struct stats *s);
 
 /* Sum one object's counters over n worker sets (counter_t fields only). */
@@ -50,5 +68,6 @@ void stats_sum(void *out, struct stats *const *sets, size_t n,
 void *stats_pick_listener(struct stats *s, size_t i, size_t unused);
 void *stats_pick_pool(struct stats *s, size_t i, size_t unused);
 void *stats_pick_server(struct stats *s, size_t pool, size_t server);
+void *stats_pick_route(struct stats *s, size_t listener, size_t route);
 
 #endif
