@@ -21,12 +21,17 @@ sleep 0.5
 "$BIN" check -c "$CONF" || exit 1
 cat <<MSG
 
-fulcrum demo: listener "web" on 127.0.0.1:8080 and [::1]:8080 balances over
-demo backends alpha (:9001) and bravo (:9002), with charlie (:9003) as backup.
-Try, in another terminal:
-  curl http://127.0.0.1:8080/          # repeat: requests spread over alpha and bravo
-  curl -g 'http://[::1]:8080/'         # the same over IPv6
-  kill the alpha backend (see 'ps'): requests keep working through bravo
+fulcrum demo, with demo backends alpha (:9001), bravo (:9002) and charlie
+(:9003, used only when the other two are down).
+
+  tcp listener on 127.0.0.1:8080 and [::1]:8080 balances whole connections:
+    curl http://127.0.0.1:8080/          # repeat: alpha and bravo share them
+  http listener on 127.0.0.1:8081 and [::1]:8081 routes each request:
+    curl -i http://127.0.0.1:8081/       # a backend answers
+    curl http://127.0.0.1:8081/healthz   # answered by fulcrum itself
+    curl -i http://127.0.0.1:8081/old/x  # 301 redirect
+    curl -i http://127.0.0.1:8081/api/   # rewritten to /, X-Route: api added
+
 Access log lines appear below. Ctrl-C stops everything.
 
 MSG
