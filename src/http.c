@@ -71,6 +71,7 @@ struct hcli {
 	struct worker *w;
 	struct listener_rt *l;
 	struct sockaddr_storage peer;
+	uint16_t port;                 /* local port the client connected to */
 	int state;
 	struct buf *cin, *cout;        /* client input, bytes for the client */
 	struct buf *bout, *bin;        /* request head for the server, server input */
@@ -283,11 +284,22 @@ static void srv_close(struct hsrv *b)
 	srv_free_later(b);
 }
 
-/* An idle server connection may only see its own close or an error: any
- * event ends it (a server must not speak unasked). */
+/* An idle server connection may only see its own close or an error (a
+ * server must not speak unasked). Edge-triggered epoll also reports write
+ * space and, late, data that was already read: look before closing. */
 static void on_idle_event(struct loop *l, struct loop_io *io, uint32_t ev)
 {
-	srv_close(container_of(io, struct hsrv, s.io));
+	struct hsrv *b = container_of(io, struct hsrv, s.io);
+	char c;
+	if (ev & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+		srv_close(b);
+		return;
+	}
+	if (!(ev & EPOLLIN))
+		return;
+	if (recv(io->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	srv_close(b);
 }
 
 static void on_idle_timer(struct loop *l, struct loop_timer *t)
@@ -620,7 +632,6 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 	bool trusted = lc->trusted_proxies.n &&
 		       cidr_list_match(&lc->trusted_proxies, (struct sockaddr *)&h->peer);
 	char client[ADDR_STRLEN];
-	int xff = -1;
 
 	addr_format_host((struct sockaddr *)&h->peer, client, sizeof(client));
 	const struct conf_route *rc = h->route ? h->route->conf : NULL;
@@ -653,10 +664,8 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 			/* Kept (and appended to) only from trusted proxies. */
 			if (!trusted)
 				continue;
-			if (ieq(f->name, f->name_len, "x-forwarded-for")) {
-				xff = (int)i;
-				continue;
-			}
+			if (ieq(f->name, f->name_len, "x-forwarded-for"))
+				continue;  /* joined below */
 		}
 		append(o, f->name, f->name_len);
 		append(o, ": ", 2);
@@ -670,8 +679,12 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 		append(o, "\r\n", 2);
 	}
 	append(o, "X-Forwarded-For: ", 17);
-	if (xff >= 0 && m->fields[xff].value_len) {
-		append(o, m->fields[xff].value, m->fields[xff].value_len);
+	/* Several X-Forwarded-For lines are one list (RFC 9110 5.3). */
+	for (int i = trusted ? h1_find_field(m, "x-forwarded-for", 15, 0) : -1; i >= 0;
+	     i = h1_find_field(m, "x-forwarded-for", 15, i + 1)) {
+		if (!m->fields[i].value_len)
+			continue;
+		append(o, m->fields[i].value, m->fields[i].value_len);
 		append(o, ", ", 2);
 	}
 	appendf(o, "%s\r\nX-Forwarded-Proto: http\r\n", client);
@@ -680,7 +693,7 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 		append(o, m->authority, m->authority_len);
 		append(o, "\r\n", 2);
 	}
-	appendf(o, "X-Forwarded-Port: %u\r\n", h->l->port);
+	appendf(o, "X-Forwarded-Port: %u\r\n", h->port);
 	if (lc->forwarded) {
 		bool v6 = h->peer.ss_family == AF_INET6;
 		appendf(o, "Forwarded: for=%s%s%s;proto=http", v6 ? "\"[" : "", client, v6 ? "]\"" : "");
@@ -691,7 +704,8 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 		}
 		append(o, "\r\n", 2);
 	}
-	if (m->body == H1_BODY_LENGTH)
+	/* Content-Length: 0 is kept: a server may require a length on POST. */
+	if (m->body == H1_BODY_LENGTH || h1_find_field(m, "content-length", 14, 0) >= 0)
 		appendf(o, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
 	else if (m->body == H1_BODY_CHUNKED)
 		append(o, "Transfer-Encoding: chunked\r\n", 28);
@@ -1196,11 +1210,11 @@ static bool pump_response(struct hcli *h)
 				bool reused = b->requests > 0;
 				uint32_t idx = b->srv->index;
 				srv_release(h, false);
-				/* Safe to send again when no body byte was consumed and the
-				 * request is idempotent, or went over a reused connection
-				 * that the server had closed meanwhile (a race every
-				 * keep-alive pool has). */
-				if (nothing_yet && !h->req_sent_body && (h->idempotent || reused) &&
+				/* Safe to send again only when no body byte was consumed
+				 * and the request is idempotent: the server may have acted
+				 * on it. A reused connection the server had closed meanwhile
+				 * (a race every keep-alive pool has) gets one more try. */
+				if (nothing_yet && !h->req_sent_body && h->idempotent &&
 				    h->bout && h->tries <= (uint64_t)h->pool->conf->retries + (reused ? 1 : 0)) {
 					h->bout->head = 0;
 					if (!reused)
@@ -1652,7 +1666,7 @@ static void cli_close(struct hcli *h, const char *cause)
 }
 
 void http_accept(struct worker *w, struct listener_rt *l, int fd,
-		 const struct sockaddr_storage *peer)
+		 const struct sockaddr_storage *peer, uint16_t port)
 {
 	struct http_worker *x = hw(w);
 	struct hcli *h = xcalloc(1, sizeof(*h));
@@ -1663,6 +1677,7 @@ void http_accept(struct worker *w, struct listener_rt *l, int fd,
 	h->w = w;
 	h->l = l;
 	h->peer = *peer;
+	h->port = port;
 	h->c.io.fd = fd;
 	h->c.io.fn = on_cli_event;
 	h->t_cli.fn = on_cli_timer;

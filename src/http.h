@@ -10,10 +10,11 @@
 
 #include <sys/socket.h>
 
-/* Take over an accepted client socket on an http listener; the connection
- * slot was reserved by the caller and is released when the client closes. */
+/* Take over an accepted client socket on an http listener (port: the local
+ * port it came in on); the connection slot was reserved by the caller and is
+ * released when the client closes. */
 void http_accept(struct worker *w, struct listener_rt *l, int fd,
-		 const struct sockaddr_storage *peer);
+		 const struct sockaddr_storage *peer, uint16_t port);
 
 /* Draining: close idle client connections now, and every other one after
  * its current response. */

@@ -77,9 +77,6 @@ struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
 		l->index = (uint32_t)i;
 		l->pool = l->conf->pool ? &g->pools[l->conf->pool - cfg->pools] : NULL;
 		l->splice = l->conf->forwarding == FWD_AUTO;
-		l->port = ntohs(l->conf->binds[0].ss.ss_family == AF_INET6 ?
-				((struct sockaddr_in6 *)&l->conf->binds[0].ss)->sin6_port :
-				((struct sockaddr_in *)&l->conf->binds[0].ss)->sin_port);
 		l->nroutes = l->conf->nroutes;
 		l->routes = xcalloc(l->nroutes, sizeof(*l->routes));
 		for (size_t r = 0; r < l->nroutes; r++) {

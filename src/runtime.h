@@ -26,7 +26,6 @@ struct listener_rt {
 	struct pool_rt *pool;             /* tcp: the pool; http: the default pool or NULL */
 	struct route_rt *routes;
 	size_t nroutes;
-	uint16_t port;                    /* of the first bind, for X-Forwarded-Port */
 	uint32_t index;
 	_Atomic uint64_t active;          /* open connections, all workers */
 	bool splice;                      /* forwarding path */

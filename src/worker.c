@@ -222,7 +222,7 @@ static void accept_loop(struct wlistener *wl)
 			continue;
 		}
 		if (wl->l->conf->protocol == PROTO_HTTP)
-			http_accept(w, wl->l, fd, &peer);
+			http_accept(w, wl->l, fd, &peer, wl->port);
 		else
 			stream_accept(w, wl->l, fd, &peer);
 	}
@@ -393,6 +393,9 @@ struct worker *workers_create(struct gen *g, char **msg)
 				wl->w = w;
 				wl->l = l;
 				wl->bind = &l->conf->binds[b];
+				wl->port = ntohs(wl->bind->ss.ss_family == AF_INET6 ?
+						 ((struct sockaddr_in6 *)&wl->bind->ss)->sin6_port :
+						 ((struct sockaddr_in *)&wl->bind->ss)->sin_port);
 				if (loop_add(w->loop, &wl->io, EPOLLIN) < 0) {
 					if (asprintf(msg, "epoll: %s", strerror(errno)) < 0)
 						abort();

@@ -22,6 +22,7 @@ struct wlistener {
 	struct worker *w;
 	struct listener_rt *l;
 	const struct conf_addr *bind;
+	uint16_t port;            /* of bind, host order */
 	bool paused;              /* out of epoll because of a limit or EMFILE */
 };
 
