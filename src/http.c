@@ -161,6 +161,10 @@ static ssize_t read_into(struct hio *x, struct buf *b)
 		return FL_AGAIN;
 	n = recv(x->io.fd, b->data + b->tail, buf_room(b), 0);
 	if (n > 0) {
+		/* A short read emptied the socket; epoll reports new data (but not
+		 * again a FIN it already reported). */
+		if ((size_t)n < buf_room(b) && !x->hup)
+			x->can_read = false;
 		b->tail += (uint32_t)n;
 		return n;
 	}
@@ -1178,8 +1182,11 @@ static bool pump_response(struct hcli *h)
 	ssize_t n;
 
 	for (;;) {
-		/* Bytes for the client first: they must leave before more come in. */
-		if (h->cout && h->cout->head < h->cout->tail) {
+		bool bin_has = h->bin && h->bin->head < h->bin->tail;
+		bool cout_has = h->cout && h->cout->head < h->cout->tail;
+		/* Turn everything already read into bytes for the client before
+		 * sending, so that a head and its body leave in one send. */
+		if (cout_has && (!bin_has || h->resp_done || buf_room(h->cout) == 0)) {
 			n = send_some(&h->c, h->cout->data + h->cout->head, h->cout->tail - h->cout->head);
 			if (n == FL_AGAIN)
 				return true;
