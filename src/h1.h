@@ -104,6 +104,7 @@ struct h1_chunked {
 	uint64_t remaining;         /* bytes left in the current chunk's data */
 	uint32_t line_len;          /* length of the size/trailer line so far */
 	uint32_t trailer_bytes;
+	uint64_t data_bytes;        /* chunk data seen so far (framing excluded) */
 	bool done;                  /* the last chunk and trailers were consumed */
 };
 

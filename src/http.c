@@ -101,6 +101,7 @@ struct hcli {
 	int status;
 	uint64_t bytes_in, bytes_out;
 	uint64_t t_start, t_head, t_connected, t_first;
+	const char *srv_name;          /* last server tried, for the log */
 	char method[24];
 	char target[512];
 	const char *cause;
@@ -380,6 +381,7 @@ static void respond(struct hcli *h, int status, const char *ctype, const char *b
 		h->close_after ? "Connection: close\r\n" : "");
 	if (!h->head_req && blen)
 		append(h->cout, body, blen);
+	h->resp_done = true;
 	h->status = status;
 	h->bytes_out += h->cout->tail - h->cout->head;
 }
@@ -397,6 +399,7 @@ static void respond_page(struct hcli *h, int status, const char *page, size_t le
 			buf_compact(h->cout);
 		append(h->cout, page, len);
 	}
+	h->resp_done = true;
 	h->status = status;
 	h->bytes_out += h->cout->tail - h->cout->head;
 }
@@ -842,6 +845,18 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 		h->state = HS_FLUSH;
 		return;
 	}
+	if (m->body == H1_BODY_CHUNKED && h->cin->tail > h->cin->head + (uint32_t)head_len) {
+		/* Check the body bytes already here before any server sees the
+		 * head: a body that is invalid from its start is refused whole. */
+		struct h1_chunked probe = { 0 };
+		const char *why;
+		if (h1_chunked_feed(&probe, h->cin->data + h->cin->head + head_len,
+				    h->cin->tail - h->cin->head - (uint32_t)head_len, &why) < 0) {
+			log_debug("listener %s: bad chunked request body: %s", lc->name, why);
+			respond_error(h, 400, "bad_request_body");
+			return;
+		}
+	}
 	/* The head is in: from now on the client only has its body to send
 	 * (client_idle) and the server timers govern the wait for the answer. */
 	if (h->req_done)
@@ -979,6 +994,7 @@ static void start_connect(struct hcli *h)
 		return;
 	}
 	h->tries++;
+	h->srv_name = srv->name;
 	atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
 	ctr_add(&w->stats->servers[h->pool->index][srv->index].active, 1);
 	b = srv_take_idle(h, srv);
@@ -1076,6 +1092,15 @@ static bool pump_request(struct hcli *h)
 				return false;
 			}
 			take = (size_t)r;
+			if (h->l->conf->limits.body && h->req_ck.data_bytes > h->l->conf->limits.body) {
+				srv_release(h, false);
+				if (!h->resp_head_done && !h->t_first) {
+					respond_error(h, 413, "body_too_large");
+					return true;
+				}
+				cli_close(h, "body_too_large");
+				return false;
+			}
 		}
 		n = send_some(&b->s, h->cin->data + h->cin->head, take);
 		if (n == FL_AGAIN || n < 0) {
@@ -1379,7 +1404,7 @@ static void log_request(struct hcli *h, const char *cause)
 		.listener = h->l->conf->name,
 		.route = h->route ? h->route->name : NULL,
 		.pool = h->pool ? h->pool->conf->name : NULL,
-		.server = h->be ? h->be->srv->name : NULL,
+		.server = h->be ? h->be->srv->name : h->srv_name,
 		.method = h->method[0] ? h->method : NULL,
 		.target = h->target[0] ? h->target : NULL,
 		.version = h->version ? h->version : 11,
@@ -1409,6 +1434,7 @@ static void reset_request(struct hcli *h)
 	h->bytes_in = h->bytes_out = 0;
 	h->t_start = h->t_head = h->t_connected = h->t_first = 0;
 	h->method[0] = h->target[0] = '\0';
+	h->srv_name = NULL;
 	h->cause = NULL;
 	h->req_sent_body = false;
 	h->resp_head_done = h->resp_done = false;
