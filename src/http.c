@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "h1.h"
 #include "log.h"
+#include "sock.h"
 #include "stream.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -200,6 +201,11 @@ static ssize_t send_some(struct hio *x, const char *p, size_t len)
 	return -errno;
 }
 
+/* Set when an append did not fit. A head cut short could end in the middle
+ * of a field, and what follows would be read as the rest of the head or as a
+ * second request: whoever builds a head checks this and refuses instead. */
+static __thread bool append_overflow;
+
 static void appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void appendf(struct buf *b, const char *fmt, ...)
 {
@@ -208,14 +214,21 @@ static void appendf(struct buf *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(b->data + b->tail, buf_room(b), fmt, ap);
 	va_end(ap);
-	if (n > 0)
-		b->tail += (uint32_t)n < buf_room(b) ? (uint32_t)n : buf_room(b);
+	if (n < 0)
+		return;
+	if ((uint32_t)n >= buf_room(b)) {
+		append_overflow = true;
+		return;  /* nothing of a piece that does not fit */
+	}
+	b->tail += (uint32_t)n;
 }
 
 static void append(struct buf *b, const char *p, size_t n)
 {
-	if (n > buf_room(b))
-		n = buf_room(b);
+	if (n > buf_room(b)) {
+		append_overflow = true;
+		return;
+	}
 	memcpy(b->data + b->tail, p, n);
 	b->tail += (uint32_t)n;
 }
@@ -378,7 +391,8 @@ static void respond(struct hcli *h, int status, const char *ctype, const char *b
 	if (location)
 		appendf(h->cout, "Location: %s\r\n", location);
 	appendf(h->cout, "Content-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", ctype, blen,
-		h->close_after ? "Connection: close\r\n" : "");
+		h->close_after ? "Connection: close\r\n" :
+		h->version == 10 ? "Connection: keep-alive\r\n" : "");
 	if (!h->head_req && blen)
 		append(h->cout, body, blen);
 	h->resp_done = true;
@@ -631,11 +645,13 @@ static void ops_append(struct buf *b, const struct conf_header_ops *o)
 		appendf(b, "%s: %s\r\n", o->add.keys[i], o->add.vals[i]);
 }
 
-/* Write the head sent to the server into h->bout. */
-static void build_request(struct hcli *h, const struct h1_msg *m)
+/* Write the head sent to the server into h->bout. Returns false when the
+ * rewritten head does not fit (the fields fulcrum adds repeat the Host). */
+static bool build_request(struct hcli *h, const struct h1_msg *m)
 {
 	struct buf *o = h->bout = buf_get_large(&h->w->bufs);
 	const struct conf_listener *lc = h->l->conf;
+	append_overflow = false;
 	bool trusted = lc->trusted_proxies.n &&
 		       cidr_list_match(&lc->trusted_proxies, (struct sockaddr *)&h->peer);
 	char client[ADDR_STRLEN];
@@ -721,6 +737,7 @@ static void build_request(struct hcli *h, const struct h1_msg *m)
 	else if (h->ws)
 		append(o, "Connection: Upgrade\r\n", 21);
 	append(o, "\r\n", 2);
+	return !append_overflow;
 }
 
 static bool method_idempotent(const char *m, size_t n)
@@ -863,7 +880,11 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 		loop_timer_stop(h->w->loop, &h->t_cli);
 	else
 		loop_timer_set(h->w->loop, &h->t_cli, lc->timeouts.client_idle);
-	build_request(h, m);
+	if (!build_request(h, m)) {
+		put_buf(h->w, &h->bout);
+		respond_error(h, 431, "head_too_large_rewritten");
+		return;
+	}
 	h->cin->head += (uint32_t)head_len;
 	h->tries = 0;
 	h->tried = NULL;
@@ -943,12 +964,10 @@ static void on_srv_event(struct loop *l, struct loop_io *io, uint32_t ev)
 	if (!h)
 		return;
 	if (h->state == HS_CONNECT) {
-		int err = 0;
-		socklen_t len = sizeof(err);
+		int err;
 		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
-		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-			err = errno;
+		err = sock_connect_result(io->fd, ev);
 		if (err)
 			connect_failed(h, err);
 		else
@@ -1024,8 +1043,7 @@ static void start_connect(struct hcli *h)
 		cli_run(h);
 		return;
 	}
-	rc = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &rc, sizeof(rc));
+	sock_nodelay(fd);
 	rc = connect(fd, (struct sockaddr *)&srv->addr, srv->addrlen);
 	if ((rc < 0 && errno != EINPROGRESS) || loop_add(w->loop, &b->s.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
 		connect_failed(h, errno);
@@ -1129,6 +1147,8 @@ static bool pump_request(struct hcli *h)
 			h->req_left -= (uint64_t)n;
 			if (h->req_left == 0)
 				h->req_done = true;
+			if (h->req_done)  /* now only the server's answer is awaited */
+				loop_timer_stop(h->w->loop, &h->t_cli);
 		} else if ((size_t)n < take) {
 			/* Partial send of validated chunked bytes: keep the rest. */
 			if (!h->bout)
@@ -1143,15 +1163,18 @@ static bool pump_request(struct hcli *h)
 			return true;
 		} else if (h->req_ck.done) {
 			h->req_done = true;
+			loop_timer_stop(h->w->loop, &h->t_cli);
 		}
 	}
 	return true;
 }
 
-/* Write the response head for the client into cout. */
-static void build_response(struct hcli *h, const struct h1_msg *m)
+/* Write the response head for the client into cout. Returns false when it
+ * does not fit. */
+static bool build_response(struct hcli *h, const struct h1_msg *m)
 {
 	struct buf *o;
+	append_overflow = false;
 	if (!h->cout)
 		h->cout = buf_get_large(&h->w->bufs);
 	o = h->cout;
@@ -1193,10 +1216,28 @@ static void build_response(struct hcli *h, const struct h1_msg *m)
 		}
 		if (h->close_after)
 			append(o, "Connection: close\r\n", 19);
+		else if (h->version == 10)
+			append(o, "Connection: keep-alive\r\n", 24);
 	} else if (m->status == 101) {
 		append(o, "Connection: Upgrade\r\n", 21);
 	}
 	append(o, "\r\n", 2);
+	return !append_overflow;
+}
+
+/* Queue the response head for the client, or, when it does not fit, drop
+ * what was written of it and answer 502 instead. */
+static bool emit_response_head(struct hcli *h, const struct h1_msg *m)
+{
+	uint32_t mark = h->cout ? h->cout->tail : 0;
+	if (build_response(h, m))
+		return true;
+	h->cout->tail = mark;
+	log_warn("listener %s: server %s sent a response head too large to forward",
+		 h->l->conf->name, h->be->srv->name);
+	srv_release(h, false);
+	respond_error(h, 502, "bad_response");
+	return false;
 }
 
 /* Move response bytes from the server to the client. Returns false when
@@ -1308,14 +1349,16 @@ static bool pump_response(struct hcli *h)
 					/* Switching protocols: the head goes to the client,
 					 * then both connections become one tunnel. */
 					h->status = 101;
-					build_response(h, m);
+					if (!emit_response_head(h, m))
+						return true;
 					h->bin->head += (uint32_t)rc;
 					h->bytes_out += (uint64_t)h->cout->tail - h->cout->head;
 					put_buf(h->w, &h->bout);
 					h->resp_head_done = h->resp_done = h->upgraded = true;
 					continue;
 				}
-				build_response(h, m);
+				if (!emit_response_head(h, m))
+					return true;
 				h->bin->head += (uint32_t)rc;
 				memset(&h->scan, 0, sizeof(h->scan));
 				continue;
@@ -1328,7 +1371,8 @@ static bool pump_response(struct hcli *h)
 				h->close_after = h->close_after || m->body == H1_BODY_CLOSE;
 			if (m->flags & H1_F_CONN_CLOSE)
 				b->s.eof = true; /* the server will close: do not pool it */
-			build_response(h, m);
+			if (!emit_response_head(h, m))
+				return true;
 			put_buf(h->w, &h->bout);
 			h->resp_head_done = true;
 			h->bin->head += (uint32_t)rc;
@@ -1653,6 +1697,8 @@ static void on_cli_timer(struct loop *l, struct loop_timer *t)
 		cli_run(h);
 		return;
 	}
+	if ((h->state == HS_EXCHANGE || h->state == HS_CONNECT) && h->req_done)
+		return;  /* waiting for the server: its timers govern */
 	if (h->state == HS_EXCHANGE && !h->req_done && !h->resp_head_done) {
 		srv_release(h, false);
 		respond_error(h, 408, "client_body_timeout");
@@ -1703,7 +1749,6 @@ void http_accept(struct worker *w, struct listener_rt *l, int fd,
 {
 	struct http_worker *x = hw(w);
 	struct hcli *h = xcalloc(1, sizeof(*h));
-	int one = 1;
 
 	if (!w->h1msg)
 		w->h1msg = xmalloc(sizeof(struct h1_msg));
@@ -1722,7 +1767,6 @@ void http_accept(struct worker *w, struct listener_rt *l, int fd,
 	x->clients = h;
 	w->nstreams++;
 	ctr_add(&lctr(h)->active, 1);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (loop_add(w->loop, &h->c.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
 		cli_close(h, "error");
 		return;

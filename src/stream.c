@@ -11,6 +11,7 @@
 #include "stream.h"
 #include "addr.h"
 #include "log.h"
+#include "sock.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -147,10 +148,7 @@ static void on_backend(struct loop *l, struct loop_io *io, uint32_t ev)
 	if (s->state == ST_OPEN) {
 		pump(s);
 	} else if (s->state == ST_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-			err = errno;
+		int err = sock_connect_result(io->fd, ev);
 		if (err)
 			connect_failed(s, err);
 		else
@@ -172,11 +170,6 @@ static void on_be_timer(struct loop *l, struct loop_timer *t)
 		stream_close(s, "server_idle_timeout");
 }
 
-static void set_nodelay(int fd)
-{
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
 
 static void park_for_fd(struct stream *s, int err)
 {
@@ -248,7 +241,7 @@ static void connect_next(struct stream *s)
 		connect_failed(s, errno);
 		return;
 	}
-	set_nodelay(fd);
+	sock_nodelay(fd);
 	s->be.io.fd = fd;
 	s->be.io.fn = on_backend;
 	rc = connect(fd, (struct sockaddr *)&srv->addr, srv->addrlen);
@@ -327,7 +320,6 @@ void stream_accept(struct worker *w, struct listener_rt *l, int fd,
 {
 	struct stream *s = stream_new(w, l, l->pool, fd, peer);
 	ctr_add(&w->stats->listeners[l->index].active, 1);
-	set_nodelay(fd);
 	if (loop_add(w->loop, &s->cli.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
 		stream_close(s, "error");
 		return;
@@ -386,7 +378,10 @@ static bool read_result(struct stream *s, struct side *src, ssize_t n, size_t *b
 
 static void finish_dir(struct stream *s, struct dir *d, struct side *dst)
 {
-	if (!dst->shut && !dst->failed) {
+	struct dir *other = d == &s->up ? &s->down : &s->up;
+	/* When the other direction is done too, close() follows at once and
+	 * sends the FIN itself. */
+	if (!dst->shut && !dst->failed && !other->done) {
 		shutdown(dst->io.fd, SHUT_WR);
 		dst->shut = true;
 	}

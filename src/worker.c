@@ -2,6 +2,7 @@
 #include "addr.h"
 #include "log.h"
 #include "stream.h"
+#include "sock.h"
 #include "http.h"
 
 #include <netinet/in.h>
@@ -35,6 +36,7 @@ static int listen_socket(const struct conf_addr *a, int backlog)
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, backlog) < 0)
 		goto fail;
+	sock_nodelay(fd);  /* inherited by every accepted socket */
 	return fd;
 fail:
 	{

@@ -1,0 +1,23 @@
+#include "sock.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+int sock_connect_result(int fd, uint32_t events)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (!(events & (EPOLLERR | EPOLLHUP)))
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return errno;
+	return err ? err : ECONNREFUSED;
+}
+
+void sock_nodelay(int fd)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
