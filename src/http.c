@@ -431,8 +431,10 @@ static void respond_error(struct hcli *h, int status, const char *cause)
 		respond(h, status, "text/plain", body, NULL, true);
 	}
 	h->state = HS_FLUSH;
-	if (status < 500)
-		ctr_add(&lctr(h)->rejected, 1);
+	/* 4xx, 501 and 505 refuse the request itself; other 5xx are failures
+	 * on the server side. */
+	if (status < 500 || status == 501 || status == 505)
+		stats_http_rejected(lctr(h), status);
 }
 
 /* ---- routing ------------------------------------------------------------- */
@@ -1438,6 +1440,8 @@ static void log_request(struct hcli *h, const char *cause)
 	ctr_add(&lctr(h)->bytes_out, h->bytes_out);
 	if (h->be) {
 		struct ctr_server *cs = &h->w->stats->servers[h->pool->index][h->be->srv->index];
+		if (h->status >= 100 && h->status < 600)
+			ctr_add(&cs->status[h->status / 100 - 1], 1);
 		ctr_add(&cs->bytes_in, h->bytes_in);
 		ctr_add(&cs->bytes_out, h->bytes_out);
 		ctr_add(&h->w->stats->pools[h->pool->index].bytes_in, h->bytes_in);

@@ -139,12 +139,19 @@ void gen_log_counters(struct gen *g)
 			for (size_t b = 0; b < STATS_LAT_BUCKETS; b++)
 				n += (size_t)snprintf(hist + n, sizeof(hist) - n, "%s%llu", b ? "," : "",
 						      (unsigned long long)c[lat + b]);
+			size_t rj = offsetof(struct ctr_listener, rejected_by) / sizeof(counter_t);
 			log_info("counters listener=%s retries=%llu 1xx=%llu 2xx=%llu 3xx=%llu 4xx=%llu "
-				 "5xx=%llu latency_ms_le_1,2,5,10,25,50,100,250,500,1000,5000,inf=%s",
+				 "5xx=%llu latency_ms_le_1,2,5,10,25,50,100,250,500,1000,5000,inf=%s "
+				 "rejected_400=%llu rejected_408=%llu rejected_413=%llu rejected_414=%llu "
+				 "rejected_431=%llu rejected_501=%llu rejected_505=%llu rejected_other=%llu",
 				 g->listeners[i].conf->name, (unsigned long long)c[st - 1],
 				 (unsigned long long)c[st], (unsigned long long)c[st + 1],
 				 (unsigned long long)c[st + 2], (unsigned long long)c[st + 3],
-				 (unsigned long long)c[st + 4], hist);
+				 (unsigned long long)c[st + 4], hist, (unsigned long long)c[rj],
+				 (unsigned long long)c[rj + 1], (unsigned long long)c[rj + 2],
+				 (unsigned long long)c[rj + 3], (unsigned long long)c[rj + 4],
+				 (unsigned long long)c[rj + 5], (unsigned long long)c[rj + 6],
+				 (unsigned long long)c[rj + 7]);
 			for (size_t r = 0; r < g->listeners[i].nroutes; r++) {
 				uint64_t d[sizeof(struct ctr_route) / sizeof(counter_t)];
 				stats_sum(d, g->stats, g->nworkers, sizeof(struct ctr_route), stats_pick_route, i, r);
@@ -166,10 +173,12 @@ void gen_log_counters(struct gen *g)
 			uint64_t d[sizeof(struct ctr_server) / sizeof(counter_t)];
 			stats_sum(d, g->stats, g->nworkers, sizeof(struct ctr_server), stats_pick_server, i, s);
 			log_info("counters pool=%s server=%s streams=%llu active=%llu connect_fail=%llu "
-				 "bytes_in=%llu bytes_out=%llu", g->pools[i].conf->name,
-				 g->pools[i].lb.servers[s].name, (unsigned long long)d[0],
-				 (unsigned long long)d[1], (unsigned long long)d[2],
-				 (unsigned long long)d[3], (unsigned long long)d[4]);
+				 "bytes_in=%llu bytes_out=%llu 1xx=%llu 2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu",
+				 g->pools[i].conf->name, g->pools[i].lb.servers[s].name,
+				 (unsigned long long)d[0], (unsigned long long)d[1], (unsigned long long)d[2],
+				 (unsigned long long)d[3], (unsigned long long)d[4], (unsigned long long)d[5],
+				 (unsigned long long)d[6], (unsigned long long)d[7], (unsigned long long)d[8],
+				 (unsigned long long)d[9]);
 		}
 	}
 }

@@ -7,6 +7,18 @@ const uint32_t stats_lat_bounds[STATS_LAT_BUCKETS - 1] = {
 	1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000,
 };
 
+const int stats_reject_status[STATS_REJECT_KINDS] = { 400, 408, 413, 414, 431, 501, 505, 0 };
+
+void stats_http_rejected(struct ctr_listener *l, int status)
+{
+	size_t i = 0;
+	/* The last slot counts any other status. */
+	while (i < STATS_REJECT_KINDS - 1 && stats_reject_status[i] != status)
+		i++;
+	ctr_add(&l->rejected, 1);
+	ctr_add(&l->rejected_by[i], 1);
+}
+
 void stats_http_response(struct ctr_listener *l, struct ctr_route *r, int status, uint64_t ms)
 {
 	size_t b = 0;

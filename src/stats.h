@@ -9,6 +9,13 @@
 #define STATS_LAT_BUCKETS 12
 extern const uint32_t stats_lat_bounds[STATS_LAT_BUCKETS - 1];
 
+/* The statuses fulcrum refuses requests with, in counter order. */
+#define STATS_REJECT_KINDS 8
+extern const int stats_reject_status[STATS_REJECT_KINDS];
+/* Count a refusal of `status` (400, 408, 413, ...). */
+struct ctr_listener;
+void stats_http_rejected(struct ctr_listener *l, int status);
+
 struct ctr_listener {
 	counter_t accepted;       /* connections accepted (including refused ones) */
 	counter_t active;         /* open now */
@@ -21,6 +28,7 @@ struct ctr_listener {
 	counter_t retries;        /* http: requests sent again to another server */
 	counter_t status[5];      /* http: responses by class, 1xx .. 5xx */
 	counter_t latency[STATS_LAT_BUCKETS]; /* http: total time, see stats_lat_bounds */
+	counter_t rejected_by[STATS_REJECT_KINDS]; /* http: refusals by status, see stats_reject_status */
 };
 
 /* One route of an http listener. */
@@ -43,6 +51,7 @@ struct ctr_server {
 	counter_t connect_fail;
 	counter_t bytes_in;
 	counter_t bytes_out;
+	counter_t status[5];      /* http: its responses by class */
 };
 
 /* One worker's counters for one generation. */
