@@ -4,11 +4,15 @@
 Runs on loopback only, in one go: every contender in every round (rotated
 order), medians over the rounds. Writes docs/benchmarks.md and a plot
 (PNG with matplotlib when it is installed, otherwise a stdlib SVG).
+Scenarios A-C put the proxies in TCP mode, D-F in HTTP mode.
 
-    /usr/bin/python3 bench/run.py [--rounds N] [--duration S] [--quick]
-                                  [--out PATH] [--keep]
+    /usr/bin/python3 bench/run.py [--scenarios A,B,C,D,E,F] [--rounds N]
+                                  [--duration S] [--http-duration S]
+                                  [--quick] [--out PATH] [--keep]
 
-See bench/README.md for what is measured and how. Python 3 stdlib only.
+See bench/README.md for what is measured and how. Python 3 stdlib only (plus
+gcc for the paced load generator of scenario F and the parser
+microbenchmark, both C files in bench/).
 """
 
 import argparse
@@ -39,16 +43,38 @@ FULCRUM = ROOT / "build" / "fulcrum"
 CONTENDERS = ["direct", "fulcrum", "haproxy", "nginx"]
 PROXIES = ["fulcrum", "haproxy", "nginx"]
 LABEL = {"direct": "direct", "fulcrum": "fulcrum", "haproxy": "HAProxy", "nginx": "NGINX"}
-SCENARIOS = ["A", "B", "C"]
+SCENARIOS = ["A", "B", "C", "D", "E", "F"]
+TCP_SCENARIOS = ["A", "B", "C"]  # proxies in TCP mode (issue 2)
+HTTP_SCENARIOS = ["D", "E", "F"]  # proxies in HTTP mode (issue 3)
+CLOSE_SCENARIOS = ["B", "E"]  # wrk -H 'Connection: close'
 SCENARIO_TITLE = {
     "A": "Scenario A: small HTTP requests, keep-alive",
     "B": "Scenario B: small HTTP requests, new connection per request",
     "C": "Scenario C: bulk transfer (iperf3, one stream)",
+    "D": "Scenario D: HTTP proxying, keep-alive",
+    "E": "Scenario E: HTTP proxying, `Connection: close` per request",
+    "F": "Scenario F: HTTP latency at a fixed request rate",
 }
 WRK_CONNECTIONS = 50
 GOAL_RPS_VS_HAPROXY = 1.10
 GOAL_CPU_VS_BEST_PEER = 0.90
 GOAL_BULK_VS_DIRECT = 0.95
+# issue 3 (HTTP mode)
+GOAL_H_RPS_VS_BEST_PEER = 1.15
+GOAL_H_CPU_VS_BEST_PEER = 0.85
+GOAL_H_P99_VS_BEST_PEER = 1.00
+F_CONNECTIONS = 50  # keep-alive connections of the paced load generator
+F_WARMUP = 1.0  # seconds of paced load before recording starts
+F_DRAIN = 2.0  # seconds allowed after the last request was due
+F_RATE_SHARE = 0.5  # F's rate: this share of the slowest proxy's D requests/s
+PACED_LOAD_SRC = ROOT / "bench" / "paced_load.c"
+PARSER_BENCH_SRC = ROOT / "bench" / "h1_parse_bench.c"
+PARSER_BENCH = ROOT / "build" / "h1_parse_bench"
+PARSER_BENCH_RUNS = 5
+# names of the proxy processes, for the report
+PROC_LABEL = {"fulcrum": "fulcrum", "haproxy": "HAProxy", "nginx-stream": "NGINX",
+              "fulcrum-http": "fulcrum (http)", "haproxy-http": "HAProxy (http)",
+              "nginx-http": "NGINX (http)"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -74,6 +100,7 @@ class Proc:
         self.starts = 0
         self.exits = []  # (when, returncode) of unexpected exits
         self.out_path = workdir / f"{name}.out.log"
+        self.ports = []  # where it listens once started (waited for on restart)
 
     def start(self):
         self.starts += 1
@@ -283,11 +310,39 @@ def parse_wrk(out):
     return r
 
 
+def parse_paced(out):
+    """The JSON summary of bench/paced_load.c."""
+    try:
+        j = json.loads(out)
+    except ValueError:
+        raise BenchError("cannot parse paced_load output:\n" + out[-500:])
+    r = {"requests": j["recorded"], "completed": j["completed"], "rps": j["achieved_rate"],
+         "rate": j["rate"], "max_backlog": j["max_backlog"],
+         "all_busy_events": j["all_busy_events"], "reconnects": j["reconnects"]}
+    lat, svc, lag = j["latency"], j["service"], j["send_lag"]
+    if lat["n"] > 0:
+        for k in ("p50", "p90", "p99", "p999", "max", "mean"):
+            r[k] = lat[k]
+        r["svc_p50"], r["svc_p99"] = svc["p50"], svc["p99"]
+        r["lag_p50"], r["lag_p99"] = lag["p50"], lag["p99"]
+    r["errors"] = {"closed": j["errors_closed"], "status": j["errors_status"],
+                   "parse": j["errors_parse"], "send": j["errors_send"],
+                   "unanswered": j["unanswered"], "unsent": j["unsent"]}
+    return r
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
         self.rounds = args.rounds
         self.duration = args.duration
+        self.http_duration = args.http_duration
+        self.scenarios = args.scenarios
+        self.tcp = any(sc in TCP_SCENARIOS for sc in self.scenarios)
+        self.http = any(sc in HTTP_SCENARIOS for sc in self.scenarios)
+        self.f_rate = args.f_rate  # None: from D (or a calibration run)
+        self.f_rate_how = "given with --f-rate" if args.f_rate else None
+        self.parser_bench = None  # {"runs": [ns, ...], "line": str} or {"error": str}
         self.dir = Path(tempfile.mkdtemp(prefix="fulcrum-bench-"))
         (self.dir / "nginx-tmp").mkdir()
         ncpu = os.cpu_count() or 1
@@ -298,6 +353,8 @@ class Bench:
             self.proxy_cpu = self.load_cpu = str(avail[0])
         self.ncpu = ncpu
         self.procs = []
+        self.proxy, self.hproxy = {}, {}  # TCP-mode and HTTP-mode proxies
+        self.iperf_server = None
         self.results = {s: {c: [] for c in CONTENDERS} for s in SCENARIOS}
         self.commands = {}  # (scenario, contender) -> command line
         self.notes = []
@@ -305,29 +362,101 @@ class Bench:
     # ------------------------------------------------------------ setup
 
     def setup(self):
-        for tool in ("wrk", "iperf3", "haproxy", "nginx", "taskset"):
+        tools = ["wrk", "haproxy", "nginx", "taskset"]
+        if "C" in self.scenarios:
+            tools.append("iperf3")
+        if self.http:
+            tools.append("gcc")
+        for tool in tools:
             if not shutil.which(tool):
                 raise BenchError(f"{tool} not found: run `make deps` (scripts/deps.sh)")
         if not FULCRUM.exists():
             raise BenchError(f"{FULCRUM} not built: run `make`")
-        stream_module = find_stream_module()
+        self.fulcrum_id = fulcrum_identity()
         (self.http_backend, self.bulk_backend,
-         f_http, f_bulk, h_http, h_bulk, n_http, n_bulk) = free_ports(8)
+         f_http, f_bulk, h_http, h_bulk, n_http, n_bulk, f_web, h_web, n_web) = free_ports(11)
         self.http_port = {"direct": self.http_backend, "fulcrum": f_http,
                           "haproxy": h_http, "nginx": n_http}
         self.bulk_port = {"direct": self.bulk_backend, "fulcrum": f_bulk,
                           "haproxy": h_bulk, "nginx": n_bulk}
+        self.web_port = {"direct": self.http_backend, "fulcrum": f_web,
+                         "haproxy": h_web, "nginx": n_web}
         d = self.dir
-        common = dict(dir=d, http_backend=self.http_backend, bulk_backend=self.bulk_backend)
+        tp, tl = ["taskset", "-c", self.proxy_cpu], ["taskset", "-c", self.load_cpu]
+        self.configs = {}
         cfg_backend = render("backend-nginx.conf", d / "backend-nginx.conf",
                              dir=d, http_port=self.http_backend)
-        cfg_fulcrum = render("fulcrum.yaml", d / "fulcrum.yaml", http_listen=f_http,
-                             bulk_listen=f_bulk, **common)
-        cfg_haproxy = render("haproxy.cfg", d / "haproxy.cfg", http_listen=h_http,
-                             bulk_listen=h_bulk, **common)
-        cfg_nginx = render("nginx-stream.conf", d / "nginx-stream.conf", http_listen=n_http,
-                           bulk_listen=n_bulk, stream_module=stream_module, **common)
+        self.configs["backend"] = cfg_backend
+        self.backend = Proc("backend-nginx", tl + [
+            "nginx", "-p", str(d), "-c", str(cfg_backend), "-e", str(d / "backend-nginx.stderr.log")],
+            d, cpu_children=True)
+        self.backend.ports = [self.http_backend]
+        self.procs = [self.backend]
 
+        if self.tcp:
+            stream_module = find_stream_module()
+            common = dict(dir=d, http_backend=self.http_backend, bulk_backend=self.bulk_backend)
+            cfg_fulcrum = render("fulcrum.yaml", d / "fulcrum.yaml", http_listen=f_http,
+                                 bulk_listen=f_bulk, **common)
+            cfg_haproxy = render("haproxy.cfg", d / "haproxy.cfg", http_listen=h_http,
+                                 bulk_listen=h_bulk, **common)
+            cfg_nginx = render("nginx-stream.conf", d / "nginx-stream.conf", http_listen=n_http,
+                               bulk_listen=n_bulk, stream_module=stream_module, **common)
+            self.check_configs(cfg_fulcrum, cfg_haproxy)
+            self.configs.update({"fulcrum": cfg_fulcrum, "haproxy": cfg_haproxy,
+                                 "nginx": cfg_nginx})
+            if "C" in self.scenarios:
+                self.iperf_server = Proc("iperf3-server", tl + [
+                    "iperf3", "-s", "-B", "127.0.0.1", "-p", str(self.bulk_backend)], d)
+                self.iperf_server.ports = [self.bulk_backend]
+                self.procs.append(self.iperf_server)
+            self.proxy = {
+                "fulcrum": Proc("fulcrum", tp + [str(FULCRUM), "-c", str(cfg_fulcrum)], d),
+                "haproxy": Proc("haproxy", tp + ["haproxy", "-db", "-f", str(cfg_haproxy)], d),
+                "nginx": Proc("nginx-stream", tp + [
+                    "nginx", "-p", str(d), "-c", str(cfg_nginx), "-e",
+                    str(d / "nginx-stream.stderr.log")], d, cpu_children=True),
+            }
+            for name, p in self.proxy.items():
+                p.ports = [self.http_port[name], self.bulk_port[name]]
+            self.procs += list(self.proxy.values())
+
+        if self.http:
+            common = dict(dir=d, http_backend=self.http_backend)
+            cfg_fulcrum = render("fulcrum-http.yaml", d / "fulcrum-http.yaml",
+                                 web_listen=f_web, **common)
+            cfg_haproxy = render("haproxy-http.cfg", d / "haproxy-http.cfg",
+                                 web_listen=h_web, **common)
+            cfg_nginx = render("nginx-http.conf", d / "nginx-http.conf",
+                               web_listen=n_web, **common)
+            self.check_configs(cfg_fulcrum, cfg_haproxy)
+            self.configs.update({"fulcrum-http": cfg_fulcrum, "haproxy-http": cfg_haproxy,
+                                 "nginx-http": cfg_nginx})
+            self.hproxy = {
+                "fulcrum": Proc("fulcrum-http", tp + [str(FULCRUM), "-c", str(cfg_fulcrum)], d),
+                "haproxy": Proc("haproxy-http", tp + ["haproxy", "-db", "-f", str(cfg_haproxy)], d),
+                "nginx": Proc("nginx-http", tp + [
+                    "nginx", "-p", str(d), "-c", str(cfg_nginx), "-e",
+                    str(d / "nginx-http.stderr.log")], d, cpu_children=True),
+            }
+            for name, p in self.hproxy.items():
+                p.ports = [self.web_port[name]]
+            self.procs += list(self.hproxy.values())
+            self.build_parser_bench()
+            if "F" in self.scenarios:
+                self.paced_load = d / "paced_load"
+                r = subprocess.run(["gcc", "-O2", "-Wall", "-o", str(self.paced_load),
+                                    str(PACED_LOAD_SRC)], capture_output=True, text=True,
+                                   timeout=120)
+                if r.returncode != 0:
+                    raise BenchError("building bench/paced_load.c failed:\n" + r.stdout + r.stderr)
+
+        for p in self.procs:
+            p.start()
+            for port in p.ports:
+                wait_listening(port, p)
+
+    def check_configs(self, cfg_fulcrum, cfg_haproxy):
         r = subprocess.run([str(FULCRUM), "check", "-c", str(cfg_fulcrum)],
                            capture_output=True, text=True, timeout=10)
         if r.returncode != 0:
@@ -337,30 +466,17 @@ class Bench:
         if r.returncode != 0:
             raise BenchError("haproxy -c failed:\n" + r.stdout + r.stderr)
 
-        tp, tl = ["taskset", "-c", self.proxy_cpu], ["taskset", "-c", self.load_cpu]
-        self.backend = Proc("backend-nginx", tl + [
-            "nginx", "-p", str(d), "-c", str(cfg_backend), "-e", str(d / "backend-nginx.stderr.log")],
-            d, cpu_children=True)
-        self.iperf_server = Proc("iperf3-server", tl + [
-            "iperf3", "-s", "-B", "127.0.0.1", "-p", str(self.bulk_backend)], d)
-        self.proxy = {
-            "fulcrum": Proc("fulcrum", tp + [str(FULCRUM), "-c", str(cfg_fulcrum)], d),
-            "haproxy": Proc("haproxy", tp + ["haproxy", "-db", "-f", str(cfg_haproxy)], d),
-            "nginx": Proc("nginx-stream", tp + [
-                "nginx", "-p", str(d), "-c", str(cfg_nginx), "-e",
-                str(d / "nginx-stream.stderr.log")], d, cpu_children=True),
-        }
-        self.procs = [self.backend, self.iperf_server] + list(self.proxy.values())
-        self.backend.start()
-        wait_listening(self.http_backend, self.backend)
-        self.iperf_server.start()
-        wait_listening(self.bulk_backend, self.iperf_server)
-        for name, p in self.proxy.items():
-            p.start()
-            wait_listening(self.http_port[name], p)
-            wait_listening(self.bulk_port[name], p)
-        self.configs = {"backend": cfg_backend, "fulcrum": cfg_fulcrum,
-                        "haproxy": cfg_haproxy, "nginx": cfg_nginx}
+    def proxy_for(self, scenario, contender):
+        """The proxy process under test in this scenario (None for direct)."""
+        table = self.hproxy if scenario in HTTP_SCENARIOS else self.proxy
+        return table.get(contender)
+
+    def port_for(self, scenario, contender):
+        if scenario == "C":
+            return self.bulk_port[contender]
+        if scenario in HTTP_SCENARIOS:
+            return self.web_port[contender]
+        return self.http_port[contender]
 
     def stop(self):
         for p in reversed(self.procs):
@@ -369,59 +485,71 @@ class Bench:
             except Exception as e:  # keep stopping the others
                 log(f"warning: stopping {p.name}: {e}")
 
-    def ensure_running(self, contender):
+    def ensure_running(self, scenario, contender):
         """Restart anything that died (the exit is recorded as a note)."""
-        for p in [self.backend, self.iperf_server] + (
-                [self.proxy[contender]] if contender in self.proxy else []):
+        proxy = self.proxy_for(scenario, contender)
+        for p in [self.backend, self.iperf_server, proxy]:
+            if p is None:
+                continue
             if not p.check():
-                msg = (f"{p.name} was found dead before a {LABEL[contender]} run "
+                msg = (f"{p.name} was found dead before a {scenario} {LABEL[contender]} run "
                        f"and restarted; exit status {p.exits[-1][1] if p.exits else '?'}")
                 log("!! " + msg)
                 self.notes.append(msg)
                 p.start()
-                port = {"backend-nginx": self.http_backend,
-                        "iperf3-server": self.bulk_backend}.get(p.name)
-                if port is None:
-                    port = self.http_port[contender]
-                wait_listening(port, p)
-                if p in self.proxy.values():
-                    wait_listening(self.bulk_port[contender], p)
+                for port in p.ports:
+                    wait_listening(port, p)
 
     # ------------------------------------------------------------ runs
 
-    def wrk_cmd(self, contender, close, duration):
+    def wrk_cmd(self, scenario, contender, duration):
         argv = ["taskset", "-c", self.load_cpu, "wrk", "-t1", f"-c{WRK_CONNECTIONS}",
                 f"-d{duration}s", "--latency"]
-        if close:
+        if scenario in CLOSE_SCENARIOS:
             argv += ["-H", "Connection: close"]
-        argv.append(f"http://127.0.0.1:{self.http_port[contender]}/")
+        argv.append(f"http://127.0.0.1:{self.port_for(scenario, contender)}/")
         return argv
+
+    def paced_cmd(self, contender, duration, rate=None):
+        return ["taskset", "-c", self.load_cpu, str(self.paced_load),
+                "-p", str(self.web_port[contender]), "-r", f"{rate or self.f_rate:.0f}",
+                "-d", str(duration), "-c", str(F_CONNECTIONS), "-w", f"{F_WARMUP:g}",
+                "-t", f"{F_DRAIN:g}"]
+
+    def scenario_duration(self, scenario):
+        return self.http_duration if scenario in HTTP_SCENARIOS else self.duration
 
     def iperf_cmd(self, contender, duration):
         return ["taskset", "-c", self.load_cpu, "iperf3", "-c", "127.0.0.1",
                 "-p", str(self.bulk_port[contender]), "-t", str(duration), "-J"]
 
-    def measure(self, scenario, contender, duration=None, record=True):
-        duration = duration or self.duration
-        self.ensure_running(contender)
+    def measure(self, scenario, contender, duration=None, record=True, rate=None):
+        duration = duration or self.scenario_duration(scenario)
+        self.ensure_running(scenario, contender)
+        limit = duration + 30
         if scenario == "C":
             argv = self.iperf_cmd(contender, duration)
+        elif scenario == "F":
+            argv = self.paced_cmd(contender, duration, rate)
+            limit += F_WARMUP + F_DRAIN
         else:
-            argv = self.wrk_cmd(contender, scenario == "B", duration)
+            argv = self.wrk_cmd(scenario, contender, duration)
         if record:
             self.commands[(scenario, contender)] = shlex.join(argv)
-        proxy = self.proxy.get(contender)
+        proxy = self.proxy_for(scenario, contender)
         pids = proxy.cpu_pids() if proxy else []
         cpu0 = cpu_times(pids) if pids else None
         busy0 = cpu_busy()
         own0 = self.own_cpu()
-        others = {n: p.cpu_pids() for n, p in self.proxy.items() if n != contender}
+        # every other proxy process (both modes) should stay idle
+        others = {p.name: p.cpu_pids() for p in list(self.proxy.values())
+                  + list(self.hproxy.values()) if p is not proxy}
         others0 = {n: sum(cpu_times(ps)) for n, ps in others.items() if ps}
         t0 = time.monotonic()
         try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=limit)
         except subprocess.TimeoutExpired:
-            raise BenchError(f"{shlex.join(argv)} did not finish in {duration + 30}s")
+            raise BenchError(f"{shlex.join(argv)} did not finish in {limit}s")
         wall = time.monotonic() - t0
         busy1 = cpu_busy()
         own1 = self.own_cpu()
@@ -451,6 +579,16 @@ class Bench:
                 res["seconds"] = recv["seconds"]
                 res["mbps"] = recv["bits_per_second"] / 8 / 1e6
                 res["retransmits"] = j["end"].get("sum_sent", {}).get("retransmits")
+        elif scenario == "F":
+            if r.returncode != 0:
+                res["error"] = f"paced_load exit {r.returncode}: {r.stderr.strip()[-300:]}"
+            else:
+                try:
+                    res.update(parse_paced(r.stdout))
+                except (BenchError, KeyError) as e:
+                    res["error"] = str(e)[:300]
+                if res.get("requests") == 0:
+                    res["error"] = "no request answered"
         else:
             if r.returncode != 0:
                 res["error"] = f"wrk exit {r.returncode}: {r.stderr.strip()[-300:]}"
@@ -472,7 +610,10 @@ class Bench:
                 res["cpu_user"], res["cpu_sys"] = u - cpu0[0], sy - cpu0[1]
                 res["cpu"] = res["cpu_user"] + res["cpu_sys"]
                 if scenario != "C" and res.get("requests"):
-                    n = res["requests"]
+                    # F: every answered request (warm-up and priming included)
+                    # fell in the CPU window, not only the recorded ones
+                    n = (res["completed"] + F_CONNECTIONS if scenario == "F"
+                         else res["requests"])
                     res["cpu_per_req"] = res["cpu"] / n
                     res["user_per_req"], res["sys_per_req"] = res["cpu_user"] / n, res["cpu_sys"] / n
                 if scenario == "C" and res.get("bytes"):
@@ -503,7 +644,23 @@ class Bench:
         if "error" in res and "rps" not in res and "mbps" not in res:
             return f"ERROR {res['error']}"
         parts = []
-        if scenario == "C":
+        if scenario == "F":
+            parts.append(f"{res['rps']:9.0f} req/s (paced at {res['rate']:.0f})")
+            if res.get("p50") is not None:
+                parts.append(f"p50 {fmt_lat(res['p50'])} p90 {fmt_lat(res['p90'])} "
+                             f"p99 {fmt_lat(res['p99'])} p99.9 {fmt_lat(res['p999'])} "
+                             f"max {fmt_lat(res['max'])}; from send p99 "
+                             f"{fmt_lat(res['svc_p99'])}; send lag p99 {fmt_lat(res['lag_p99'])}")
+            if res.get("max_backlog"):
+                parts.append(f"max {res['max_backlog']} request(s) waiting for a connection")
+            if "cpu_per_req" in res:
+                parts.append(f"proxy CPU {res['cpu_per_req'] * 1e6:.2f} us/req "
+                             f"(user {res['user_per_req'] * 1e6:.2f} + "
+                             f"sys {res['sys_per_req'] * 1e6:.2f})")
+            errs = {k: v for k, v in res.get("errors", {}).items() if v}
+            if errs:
+                parts.append(f"errors {errs}")
+        elif scenario == "C":
             parts.append(f"{res['mbps']:9.1f} MB/s")
             if "cpu_per_gb" in res:
                 parts.append(f"proxy CPU {res['cpu_per_gb']:.3f} s/GB "
@@ -531,24 +688,125 @@ class Bench:
     def run(self):
         self.started = datetime.datetime.now(datetime.timezone.utc)
         log(f"bench: temp dir {self.dir}; proxy CPU {self.proxy_cpu}, "
-            f"load generator + backend CPU {self.load_cpu}")
+            f"load generator + backend CPU {self.load_cpu}; scenarios "
+            + ",".join(self.scenarios))
         self.setup()
         self.baseline = self.idle_load("before")
         log("bench: warm-up (1 s per contender, not recorded)")
-        for c in CONTENDERS:
-            self.measure("A", c, duration=1, record=False)
+        if self.tcp:
+            for c in CONTENDERS:
+                self.measure("A", c, duration=1, record=False)
+        if self.http:
+            for c in CONTENDERS:
+                self.measure("D", c, duration=1, record=False)
+        # F's rate comes from D's results, so F gets its own rounds after the others
+        main = [sc for sc in self.scenarios if sc != "F"]
+        self.run_rounds(main)
+        if "F" in self.scenarios:
+            self.set_f_rate()
+            self.run_rounds(["F"])
+        if self.http:
+            self.run_parser_bench()
+        self.finished = datetime.datetime.now(datetime.timezone.utc)
+        try:
+            now_id = fulcrum_identity()
+        except OSError:
+            now_id = None
+        if now_id is None or now_id["sha"] != self.fulcrum_id["sha"]:
+            msg = ("build/fulcrum was replaced during the run (by something else: "
+                   + (f"now built {now_id['built']}, sha256 {now_id['sha']}" if now_id
+                      else "now missing")
+                   + "). The figures are for the binary as it was when the run started "
+                   f"(sha256 {self.fulcrum_id['sha']}), except for any fulcrum restarted "
+                   "after a crash (see below).")
+            log("!! " + msg)
+            self.notes.append(msg)
+        self.baseline_after = self.idle_load("after")
+        self.collect_logs()
+
+    def run_rounds(self, scenarios):
+        if not scenarios:
+            return
         for rnd in range(self.rounds):
             k = rnd % len(CONTENDERS)
             order = CONTENDERS[k:] + CONTENDERS[:k]
-            for s in SCENARIOS:
+            for s in scenarios:
                 for c in order:
                     res = self.measure(s, c)
                     log(f"[round {rnd + 1}/{self.rounds}] {s} {LABEL[c]:8s} "
                         + self.describe(s, c, res))
                     time.sleep(self.args.pause)
-        self.finished = datetime.datetime.now(datetime.timezone.utc)
-        self.baseline_after = self.idle_load("after")
-        self.collect_logs()
+
+    def set_f_rate(self):
+        """F runs at F_RATE_SHARE of the slowest proxy's keep-alive requests/s
+        (median of its D runs; without D in this run, of one unrecorded D run
+        per proxy), unless --f-rate gave it."""
+        if self.f_rate:
+            log(f"bench: scenario F at {self.f_rate:.0f} requests/s (--f-rate)")
+            return
+        if "D" in self.scenarios:
+            rps = {c: med(self.results["D"][c], "rps") for c in PROXIES}
+            how = "median of its D runs"
+        else:
+            log("bench: calibrating F's rate: one unrecorded D run per proxy")
+            rps = {}
+            for c in PROXIES:
+                r = self.measure("D", c, record=False)
+                rps[c] = r.get("rps") if "error" not in r else None
+                log(f"  D {LABEL[c]:8s} " + self.describe("D", c, r))
+                time.sleep(self.args.pause)
+            how = "one unrecorded D run each, as D was not part of this run"
+        known = {c: v for c, v in rps.items() if v}
+        if not known:
+            raise BenchError("scenario F: no proxy completed a D run, so there is no rate")
+        slowest = min(known, key=known.get)
+        self.f_rate = round(F_RATE_SHARE * known[slowest])
+        self.f_rate_how = (f"{F_RATE_SHARE:g} × the keep-alive requests/s of the slowest proxy, "
+                           f"{LABEL[slowest]} ({known[slowest]:,.0f}/s, {how}; "
+                           + ", ".join(f"{LABEL[c]} {v:,.0f}" for c, v in known.items()) + ")")
+        log(f"bench: scenario F at {self.f_rate:,} requests/s: {self.f_rate_how}")
+
+    def build_parser_bench(self):
+        """Builds bench/h1_parse_bench.c with the command in its header, at the
+        start (so that it is built from the same sources as the fulcrum binary
+        under test, as far as the tree did not change since), and keeps a copy
+        in the temp dir for run_parser_bench."""
+        argv = ["gcc", "-O2", "-Isrc", str(PARSER_BENCH_SRC.relative_to(ROOT)), "src/h1.c",
+                "src/common.c", "-o", str(PARSER_BENCH.relative_to(ROOT))]
+        self.parser_bench = {"build": shlex.join(argv), "runs": []}
+        PARSER_BENCH.parent.mkdir(exist_ok=True)
+        r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            self.parser_bench["error"] = "build failed: " + (r.stdout + r.stderr).strip()[-300:]
+            log("!! parser microbenchmark: " + self.parser_bench["error"])
+            return
+        self.parser_bench["binary"] = self.dir / "h1_parse_bench"
+        shutil.copy2(PARSER_BENCH, self.parser_bench["binary"])
+
+    def run_parser_bench(self):
+        """Runs the parser microbenchmark (built by build_parser_bench) on the
+        proxy CPU, idle by now, a few times; the median is reported."""
+        if not self.parser_bench or "binary" not in self.parser_bench:
+            return
+        run = ["taskset", "-c", self.proxy_cpu, str(self.parser_bench["binary"])]
+        self.parser_bench["run"] = shlex.join(run[:3] + [str(PARSER_BENCH.relative_to(ROOT))])
+        for _ in range(PARSER_BENCH_RUNS):
+            try:
+                r = subprocess.run(run, capture_output=True, text=True, timeout=120)
+            except subprocess.TimeoutExpired:
+                self.parser_bench["error"] = "timed out"
+                break
+            m = re.search(r"([\d.]+) ns/request", r.stdout)
+            if r.returncode != 0 or not m:
+                self.parser_bench["error"] = (f"exit {r.returncode}: "
+                                              + (r.stdout + r.stderr).strip()[-300:])
+                break
+            self.parser_bench["runs"].append(float(m.group(1)))
+            self.parser_bench["line"] = r.stdout.strip()
+        if self.parser_bench["runs"]:
+            log(f"bench: parser microbenchmark: {self.parser_bench['line']} "
+                f"(median of {len(self.parser_bench['runs'])}: "
+                f"{statistics.median(self.parser_bench['runs']):.1f} ns)")
 
     def idle_load(self, when):
         """Busy share of the two CPUs over 2 s with every server idle: load
@@ -582,6 +840,17 @@ class Bench:
             "backend": [self.dir / "backend-nginx.error.log", self.dir / "backend-nginx.stderr.log",
                         self.dir / "backend-nginx.out.log"],
         }
+        if not self.tcp:
+            files = {"backend": files["backend"]}
+        if self.http:
+            files.update({
+                "fulcrum (http)": [self.dir / "fulcrum-http.error.log",
+                                   self.dir / "fulcrum-http.out.log"],
+                "haproxy (http)": [self.dir / "haproxy-http.out.log"],
+                "nginx (http)": [self.dir / "nginx-http.error.log",
+                                 self.dir / "nginx-http.stderr.log",
+                                 self.dir / "nginx-http.out.log"],
+            })
         for name, paths in files.items():
             lines = []
             for p in paths:
@@ -637,7 +906,7 @@ def met(x, goal, higher_is_better):
 
 def summarize(b):
     s = {}
-    for sc in SCENARIOS:
+    for sc in b.scenarios:
         s[sc] = {}
         for c in CONTENDERS:
             runs = b.results[sc][c]
@@ -655,6 +924,11 @@ def summarize(b):
                 d["p50"] = med(runs, "p50")
                 d["p99"] = med(runs, "p99")
                 d["cpu_per_req"] = med(runs, "cpu_per_req")
+                if sc == "F":
+                    for k in ("p90", "p999", "max", "svc_p50", "svc_p99", "lag_p99",
+                              "max_backlog"):
+                        d[k] = med(runs, k)
+                    d["p99_range"] = spread(runs, "p99")
                 errs = {}
                 for r in runs:
                     for k, v in r.get("errors", {}).items():
@@ -664,9 +938,21 @@ def summarize(b):
     return s
 
 
+def best_peer(s, sc, key, higher_is_better):
+    """(value, label) of the better of HAProxy and NGINX on key."""
+    peers = [(s[sc][c][key], LABEL[c]) for c in ("haproxy", "nginx")
+             if s[sc][c][key] is not None]
+    if not peers:
+        return None, "?"
+    return (max if higher_is_better else min)(peers, key=lambda x: x[0])
+
+
 def goals(s):
+    """[(issue, scenario, text, measured ratio, verdict)]"""
     g = []
     for sc in ("A", "B"):
+        if sc not in s:
+            continue
         f, h, n = s[sc]["fulcrum"], s[sc]["haproxy"], s[sc]["nginx"]
         rr = ratio(f["rps"], h["rps"])
         peers = [x for x in (h["cpu_per_req"], n["cpu_per_req"]) if x is not None]
@@ -675,29 +961,72 @@ def goals(s):
         best_name = None
         if best is not None:
             best_name = "HAProxy" if best == h["cpu_per_req"] else "NGINX"
-        g.append((sc, f"requests/s, fulcrum / HAProxy ≥ {GOAL_RPS_VS_HAPROXY:.2f}x", rr,
+        g.append((2, sc, f"requests/s, fulcrum / HAProxy ≥ {GOAL_RPS_VS_HAPROXY:.2f}x", rr,
                   met(rr, GOAL_RPS_VS_HAPROXY, True)))
-        g.append((sc, f"proxy CPU per request, fulcrum / better peer ({best_name or '?'}) "
-                      f"≤ {GOAL_CPU_VS_BEST_PEER:.2f}x", cr, met(cr, GOAL_CPU_VS_BEST_PEER, False)))
-    br = ratio(s["C"]["fulcrum"]["mbps"], s["C"]["direct"]["mbps"])
-    g.append(("C", f"bulk MB/s, fulcrum / direct ≥ {GOAL_BULK_VS_DIRECT:.2f}x", br,
-              met(br, GOAL_BULK_VS_DIRECT, True)))
+        g.append((2, sc, f"proxy CPU per request, fulcrum / better peer ({best_name or '?'}) "
+                         f"≤ {GOAL_CPU_VS_BEST_PEER:.2f}x", cr,
+                  met(cr, GOAL_CPU_VS_BEST_PEER, False)))
+    if "C" in s:
+        br = ratio(s["C"]["fulcrum"]["mbps"], s["C"]["direct"]["mbps"])
+        g.append((2, "C", f"bulk MB/s, fulcrum / direct ≥ {GOAL_BULK_VS_DIRECT:.2f}x", br,
+                  met(br, GOAL_BULK_VS_DIRECT, True)))
+    for sc in ("D", "E"):
+        if sc not in s:
+            continue
+        f = s[sc]["fulcrum"]
+        best, name = best_peer(s, sc, "rps", True)
+        rr = ratio(f["rps"], best)
+        if sc == "D":
+            g.append((3, sc, f"keep-alive requests/s, fulcrum / better peer ({name}) "
+                             f"≥ {GOAL_H_RPS_VS_BEST_PEER:.2f}x", rr,
+                      met(rr, GOAL_H_RPS_VS_BEST_PEER, True)))
+        else:
+            g.append((3, sc, f"requests/s, fulcrum / better peer ({name}); the issue sets "
+                             f"the requests/s goal for keep-alive only", rr, "(no goal)"))
+        best, name = best_peer(s, sc, "cpu_per_req", False)
+        cr = ratio(f["cpu_per_req"], best)
+        g.append((3, sc, f"proxy CPU per request, fulcrum / better peer ({name}) "
+                         f"≤ {GOAL_H_CPU_VS_BEST_PEER:.2f}x", cr,
+                  met(cr, GOAL_H_CPU_VS_BEST_PEER, False)))
+    if "F" in s:
+        best, name = best_peer(s, "F", "p99", False)
+        pr = ratio(s["F"]["fulcrum"]["p99"], best)
+        g.append((3, "F", f"p99 latency at a fixed rate, fulcrum / better peer ({name}) "
+                          f"≤ {GOAL_H_P99_VS_BEST_PEER:.2f}x (no worse than either)", pr,
+                  met(pr, GOAL_H_P99_VS_BEST_PEER, False)))
     return g
 
 
+def plot_panels(s):
+    """[(title, [(contender, value)], format)] for the scenarios that ran."""
+    panels = []
+
+    def add(sc, title, key, who, scale=1.0, fmt="{:,.0f}"):
+        if sc in s:
+            panels.append((title, [(c, (s[sc][c][key] or 0) * scale) for c in who], fmt))
+
+    add("A", "A: requests/s (keep-alive)", "rps", CONTENDERS)
+    add("B", "B: requests/s (connection per request)", "rps", CONTENDERS)
+    add("A", "A: proxy CPU µs per request", "cpu_per_req", PROXIES, 1e6, "{:.2f}")
+    add("B", "B: proxy CPU µs per request", "cpu_per_req", PROXIES, 1e6, "{:.2f}")
+    add("C", "C: bulk MB/s (iperf3)", "mbps", CONTENDERS)
+    add("D", "D: HTTP requests/s (keep-alive)", "rps", CONTENDERS)
+    add("E", "E: HTTP requests/s (Connection: close)", "rps", CONTENDERS)
+    add("D", "D: HTTP proxy CPU µs per request", "cpu_per_req", PROXIES, 1e6, "{:.2f}")
+    add("E", "E: HTTP proxy CPU µs per request", "cpu_per_req", PROXIES, 1e6, "{:.2f}")
+    if "F" in s:
+        add("F", "F: HTTP p99 latency µs at a fixed rate", "p99", CONTENDERS, 1e6, "{:,.0f}")
+    return panels
+
+
+PLOT_COLORS = {"direct": "#888888", "fulcrum": "#d95f02", "haproxy": "#1b9e77",
+               "nginx": "#7570b3"}
+
+
 def write_svg(path, s):
-    """A small grouped bar chart, stdlib only."""
-    colors = {"direct": "#888888", "fulcrum": "#d95f02", "haproxy": "#1b9e77", "nginx": "#7570b3"}
-    panels = [
-        ("A: requests/s (keep-alive)", [(c, s["A"][c]["rps"]) for c in CONTENDERS], "{:,.0f}"),
-        ("B: requests/s (connection per request)", [(c, s["B"][c]["rps"]) for c in CONTENDERS],
-         "{:,.0f}"),
-        ("A: proxy CPU µs per request", [(c, (s["A"][c]["cpu_per_req"] or 0) * 1e6)
-                                         for c in PROXIES], "{:.2f}"),
-        ("B: proxy CPU µs per request", [(c, (s["B"][c]["cpu_per_req"] or 0) * 1e6)
-                                         for c in PROXIES], "{:.2f}"),
-        ("C: bulk MB/s (iperf3)", [(c, s["C"][c]["mbps"]) for c in CONTENDERS], "{:,.0f}"),
-    ]
+    """A small bar chart per figure, stdlib only."""
+    colors = PLOT_COLORS
+    panels = plot_panels(s)
     W, left, right, bar, gap, head = 720, 90, 110, 18, 4, 26
     out, y = [], 10
     for title, items, fmt in panels:
@@ -726,27 +1055,23 @@ def write_png(path, s):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    colors = {"direct": "#888888", "fulcrum": "#d95f02", "haproxy": "#1b9e77", "nginx": "#7570b3"}
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
-    panels = [
-        (axes[0], "requests/s (A keep-alive, B close)", CONTENDERS,
-         lambda c: (s["A"][c]["rps"] or 0, s["B"][c]["rps"] or 0), ("A", "B")),
-        (axes[1], "proxy CPU µs/request", PROXIES,
-         lambda c: ((s["A"][c]["cpu_per_req"] or 0) * 1e6, (s["B"][c]["cpu_per_req"] or 0) * 1e6),
-         ("A", "B")),
-        (axes[2], "bulk MB/s (C)", CONTENDERS, lambda c: (s["C"][c]["mbps"] or 0,), ("C",)),
-    ]
-    for ax, title, cs, get, groups in panels:
-        width = 0.8 / len(cs)
-        for i, c in enumerate(cs):
-            vals = get(c)
-            xs = [g + i * width for g in range(len(groups))]
-            ax.bar(xs, vals, width, label=LABEL[c], color=colors[c])
-        ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
-        ax.set_xticklabels(groups)
-        ax.set_title(title)
-        ax.legend(fontsize=8)
-    axes[3].axis("off")
+    panels = plot_panels(s)
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 2.6 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax, (title, items, fmt) in zip(flat, panels):
+        names = [LABEL[c] for c, _ in items][::-1]
+        vals = [v or 0 for _, v in items][::-1]
+        bars = ax.barh(names, vals, color=[PLOT_COLORS[c] for c, _ in items][::-1])
+        for rect, v in zip(bars, vals):
+            ax.text(rect.get_width(), rect.get_y() + rect.get_height() / 2,
+                    " " + (fmt.format(v) if v else "n/a"), va="center", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlim(0, max(vals + [1e-9]) * 1.25)
+        ax.tick_params(labelsize=8)
+    for ax in flat[len(panels):]:
+        ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -788,16 +1113,24 @@ def machine_info(b):
         "kernel": platform.release(),
         "CPU": cpu,
         "memory": mem,
-        "fulcrum": first_line([str(FULCRUM), "version"]) + f" (`build/fulcrum` built "
-                   f"{datetime.datetime.fromtimestamp(FULCRUM.stat().st_mtime):%Y-%m-%d %H:%M}, "
-                   f"sha256 {hashlib.sha256(FULCRUM.read_bytes()).hexdigest()[:12]}; "
-                   f"tree `{git_rev()}`)",
+        "fulcrum": b.fulcrum_id["version"] + f" (`build/fulcrum` built "
+                   f"{b.fulcrum_id['built']}, sha256 {b.fulcrum_id['sha']}; "
+                   f"tree `{b.fulcrum_id['tree']}`, all at the start of the run)",
         "HAProxy": first_line(["haproxy", "-v"]),
         "NGINX": first_line(["nginx", "-v"]),
         "wrk": first_line(["wrk", "-v"]),
         "iperf3": first_line(["iperf3", "-v"]),
         "Python": platform.python_version(),
     }
+
+
+def fulcrum_identity():
+    """What build/fulcrum is, taken when the run starts (another session may
+    rebuild it meanwhile)."""
+    return {"version": first_line([str(FULCRUM), "version"]),
+            "built": f"{datetime.datetime.fromtimestamp(FULCRUM.stat().st_mtime):%Y-%m-%d %H:%M}",
+            "sha": hashlib.sha256(FULCRUM.read_bytes()).hexdigest()[:12],
+            "tree": git_rev()}
 
 
 def git_rev():
@@ -815,6 +1148,7 @@ def report(b, out):
     out.parent.mkdir(parents=True, exist_ok=True)
     plot = write_plot(out)(s)
     info = machine_info(b)
+    scen = b.scenarios
     L = []
     w = L.append
     w("# Benchmarks")
@@ -822,13 +1156,20 @@ def report(b, out):
     w(f"Generated by `make bench` (`/usr/bin/python3 bench/run.py"
       f"{' ' + ' '.join(b.args.argv) if b.args.argv else ''}`) on "
       f"{b.started:%Y-%m-%d %H:%M} UTC, in {(b.finished - b.started).total_seconds() / 60:.1f} min. "
-      f"{b.rounds} interleaved round(s) of {b.duration} s per run; every number is the "
+      f"{b.rounds} interleaved round(s) of "
+      + (f"{b.duration} s per run" if not b.http else
+         f"{b.duration} s per run (TCP scenarios A–C), {b.http_duration} s per run (HTTP "
+         f"scenarios D–F)" if b.tcp else f"{b.http_duration} s per run")
+      + "; every number is the "
       f"**median over the rounds**, ratios are ratios of medians. "
       f"Re-run with `make bench`; see `bench/README.md` for the method.")
+    if scen != SCENARIOS:
+        w("")
+        w(f"> **Partial run**: scenarios {', '.join(scen)} only (`--scenarios`).")
     if b.args.quick:
         w("")
         w("> **Quick smoke run** (`--quick`): one short round, not a measurement.")
-    fl_all = [r["foreign_load"] for sc in SCENARIOS for c in CONTENDERS
+    fl_all = [r["foreign_load"] for sc in scen for c in CONTENDERS
               for r in b.results[sc][c] if r.get("foreign_load") is not None]
     n_bad = sum(1 for x in fl_all if x > 0.25)
     idle_bad = max(list(b.baseline.values()) + list(b.baseline_after.values())) > 0.25
@@ -840,17 +1181,33 @@ def report(b, out):
           + (", and while every server was idle before or after the runs" if idle_bad else "")
           + ". The figures below are disturbed; see Observations, and re-run on a quiet "
           "machine (`--wait-quiet S` waits for one).")
-    w("")
-    w("## Goals (issue 2)")
-    w("")
-    w("| scenario | goal | measured | result |")
-    w("|---|---|---|---|")
-    for sc, text, x, verdict in g:
-        w(f"| {sc} | {text} | {fr(x, 3)} | {verdict} |")
-    w("")
-    w("The issue states the request goals for small HTTP requests through the TCP "
-      "listener; they are checked here both with keep-alive (A) and with a new "
-      "connection per request (B).")
+    if b.tcp:
+        w("")
+        w("## Goals (issue 2)")
+        w("")
+        w("| scenario | goal | measured | result |")
+        w("|---|---|---|---|")
+        for issue, sc, text, x, verdict in g:
+            if issue == 2:
+                w(f"| {sc} | {text} | {fr(x, 3)} | {verdict} |")
+        if "A" in scen or "B" in scen:
+            w("")
+            w("The issue states the request goals for small HTTP requests through the TCP "
+              "listener; they are checked here both with keep-alive (A) and with a new "
+              "connection per request (B).")
+    if b.http:
+        w("")
+        w("## Goals (issue 3)")
+        w("")
+        w("| scenario | goal | measured | result |")
+        w("|---|---|---|---|")
+        for issue, sc, text, x, verdict in g:
+            if issue == 3:
+                w(f"| {sc} | {text} | {fr(x, 3)} | {verdict} |")
+        w("")
+        w("The proxies in HTTP mode (fulcrum `protocol: http`, HAProxy `mode http`, NGINX "
+          "`http` `proxy_pass`), each keeping idle connections to the backend. \"Better "
+          "peer\" is the better of HAProxy and NGINX on that figure.")
     w("")
     w(f"![benchmark plot]({plot.name})")
     w("")
@@ -866,55 +1223,132 @@ def report(b, out):
                  if x is not None]
         best = min(peers) if peers else None
         d = s[sc][c]
+        if sc in HTTP_SCENARIOS:
+            h = {"rps": best_peer(s, sc, "rps", True)[0]}
         return (fr(ratio(d["rps"], s[sc]["direct"]["rps"])),
                 fr(ratio(d["rps"], h["rps"])),
                 fr(ratio(d["cpu_per_req"], best)) if c != "direct" else "–")
 
-    for sc in ("A", "B"):
+    def cpu_cell(d):
+        return (f"{d['cpu_per_req'] * 1e6:.2f} µs ({d['user_per_req'] * 1e6:.2f} + "
+                f"{d['sys_per_req'] * 1e6:.2f})" if d["cpu_per_req"] is not None else "–")
+
+    def errs_cell(d):
+        errs = ", ".join(f"{k} {v}" for k, v in d["errors"].items()) or "none"
+        if d["n"] < d["runs"]:
+            errs += f"; {d['runs'] - d['n']} failed run(s)"
+        return errs
+
+    def wrk_table(sc):
         w(f"## {SCENARIO_TITLE[sc]}")
         w("")
-        close = " `-H 'Connection: close'`" if sc == "B" else ""
-        w(f"wrk, 1 thread, {WRK_CONNECTIONS} connections, {b.duration} s{close}, "
-          f"against an NGINX backend returning a 6-byte body.")
+        close = " `-H 'Connection: close'`" if sc in CLOSE_SCENARIOS else ""
+        dur = b.scenario_duration(sc)
+        text = (f"wrk, 1 thread, {WRK_CONNECTIONS} connections, {dur} s{close}, "
+                f"against an NGINX backend returning a 6-byte body.")
+        if sc == "D":
+            text += " The proxies keep their backend connections open and reuse them."
+        if sc == "E":
+            text += (" Each client connection carries one request; the proxies still reuse "
+                     "their backend connections (direct: the backend closes after each "
+                     "response).")
+        w(text)
         w("")
+        vs = "vs better peer" if sc in HTTP_SCENARIOS else "vs HAProxy"
         w(f"| contender | requests/s | min – max | p50 | p99 | proxy CPU / request (user + sys, each a median) "
           f"| CPU {b.proxy_cpu} / CPU {b.load_cpu} busy "
-          f"| vs direct | vs HAProxy | CPU vs better peer | errors |")
+          f"| vs direct | {vs} | CPU vs better peer | errors |")
         w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for c in CONTENDERS:
             d = s[sc][c]
             lo, hi = d["rps_range"]
             rng = f"{lo:,.0f} – {hi:,.0f}" if lo is not None else "n/a"
-            cpu = (f"{d['cpu_per_req'] * 1e6:.2f} µs ({d['user_per_req'] * 1e6:.2f} + "
-                   f"{d['sys_per_req'] * 1e6:.2f})" if d["cpu_per_req"] is not None else "–")
             vd, vh, vc = ratio_cols(sc, c)
-            errs = ", ".join(f"{k} {v}" for k, v in d["errors"].items()) or "none"
-            if d["n"] < d["runs"]:
-                errs += f"; {d['runs'] - d['n']} failed run(s)"
             rps = f"{d['rps']:,.0f}" if d["rps"] is not None else "n/a"
             w(f"| {LABEL[c]} | {rps} | {rng} | {fmt_lat(d['p50'])} | {fmt_lat(d['p99'])} "
-              f"| {cpu} | {busy(d)} | {vd} | {vh} | {vc} | {errs} |")
+              f"| {cpu_cell(d)} | {busy(d)} | {vd} | {vh} | {vc} | {errs_cell(d)} |")
         w("")
+
+    for sc in ("A", "B"):
+        if sc in scen:
+            wrk_table(sc)
     sc = "C"
-    w(f"## {SCENARIO_TITLE[sc]}")
-    w("")
-    w(f"iperf3, one TCP stream client → server for {b.duration} s; MB = 10⁶ bytes, "
-      f"received bytes / time at the server.")
-    w("")
-    w(f"| contender | MB/s | min – max | vs direct | proxy CPU per GB (user + sys, each a median) "
-      f"| CPU {b.proxy_cpu} / CPU {b.load_cpu} busy |")
-    w("|---|---:|---:|---:|---:|---:|")
-    for c in CONTENDERS:
-        d = s[sc][c]
-        lo, hi = d["mbps_range"]
-        rng = f"{lo:,.0f} – {hi:,.0f}" if lo is not None else "n/a"
-        cpu = (f"{d['cpu_per_gb']:.3f} s ({d['user_per_gb']:.3f} + {d['sys_per_gb']:.3f})"
-               if d["cpu_per_gb"] is not None else "–")
-        mb = f"{d['mbps']:,.0f}" if d["mbps"] is not None else "n/a"
-        fail = f" ({d['runs'] - d['n']} failed run(s))" if d["n"] < d["runs"] else ""
-        w(f"| {LABEL[c]} | {mb}{fail} | {rng} | {fr(ratio(d['mbps'], s[sc]['direct']['mbps']))} "
-          f"| {cpu} | {busy(d)} |")
-    w("")
+    if sc in scen:
+        w(f"## {SCENARIO_TITLE[sc]}")
+        w("")
+        w(f"iperf3, one TCP stream client → server for {b.duration} s; MB = 10⁶ bytes, "
+          f"received bytes / time at the server.")
+        w("")
+        w(f"| contender | MB/s | min – max | vs direct | proxy CPU per GB (user + sys, each a median) "
+          f"| CPU {b.proxy_cpu} / CPU {b.load_cpu} busy |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for c in CONTENDERS:
+            d = s[sc][c]
+            lo, hi = d["mbps_range"]
+            rng = f"{lo:,.0f} – {hi:,.0f}" if lo is not None else "n/a"
+            cpu = (f"{d['cpu_per_gb']:.3f} s ({d['user_per_gb']:.3f} + {d['sys_per_gb']:.3f})"
+                   if d["cpu_per_gb"] is not None else "–")
+            mb = f"{d['mbps']:,.0f}" if d["mbps"] is not None else "n/a"
+            fail = f" ({d['runs'] - d['n']} failed run(s))" if d["n"] < d["runs"] else ""
+            w(f"| {LABEL[c]} | {mb}{fail} | {rng} | {fr(ratio(d['mbps'], s[sc]['direct']['mbps']))} "
+              f"| {cpu} | {busy(d)} |")
+        w("")
+    for sc in ("D", "E"):
+        if sc in scen:
+            wrk_table(sc)
+    sc = "F"
+    if sc in scen:
+        w(f"## {SCENARIO_TITLE[sc]}")
+        w("")
+        w(f"`bench/paced_load.c`: {b.f_rate:,.0f} requests/s ({b.f_rate_how}), open loop, "
+          f"over {F_CONNECTIONS} keep-alive connections, {b.http_duration} s recorded after "
+          f"{F_WARMUP:g} s of warm-up at the same rate. Latency runs from the moment a request "
+          f"was due to the last byte of its response, so time spent waiting for a free "
+          f"connection or for the load generator to wake up counts (no coordinated omission). "
+          f"\"from send\" is the p99 from the actual send instead, \"send lag\" the p99 of the "
+          f"difference (the generator's own delay; the direct row shows the floor of the "
+          f"method).")
+        w("")
+        w(f"| contender | requests/s | p50 | p90 | p99 | p99 min – max | p99.9 | max "
+          f"| p99 from send | send lag p99 | p99 vs better peer "
+          f"| proxy CPU / request (user + sys) | CPU {b.proxy_cpu} / CPU {b.load_cpu} busy "
+          f"| errors |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        best_p99 = best_peer(s, sc, "p99", False)[0]
+        for c in CONTENDERS:
+            d = s[sc][c]
+            lo, hi = d["p99_range"]
+            rng = f"{fmt_lat(lo)} – {fmt_lat(hi)}" if lo is not None else "n/a"
+            rps = f"{d['rps']:,.0f}" if d["rps"] is not None else "n/a"
+            w(f"| {LABEL[c]} | {rps} | {fmt_lat(d['p50'])} | {fmt_lat(d['p90'])} "
+              f"| {fmt_lat(d['p99'])} | {rng} | {fmt_lat(d['p999'])} | {fmt_lat(d['max'])} "
+              f"| {fmt_lat(d['svc_p99'])} | {fmt_lat(d['lag_p99'])} "
+              f"| {fr(ratio(d['p99'], best_p99))} | {cpu_cell(d)} | {busy(d)} "
+              f"| {errs_cell(d)} |")
+        w("")
+    if b.http:
+        w("## HTTP/1.1 request parser (microbenchmark)")
+        w("")
+        pb = b.parser_bench or {}
+        if pb.get("runs"):
+            runs = pb["runs"]
+            m = re.search(r"(\d+)-byte request, (\d+) fields", pb.get("line", ""))
+            what = f"{m.group(1)} bytes, {m.group(2)} header fields" if m else "about 400 bytes"
+            w(f"`bench/h1_parse_bench.c`: `h1_parse_request` on a typical browser GET "
+              f"({what}), the whole head in the buffer, parsed 1,000,000 "
+              f"times per run; {len(runs)} runs on the idle CPU {b.proxy_cpu} after the load "
+              f"runs.")
+            w("")
+            w(f"| ns per request (median) | min – max | requests/s on one core |")
+            w("|---:|---:|---:|")
+            m = statistics.median(runs)
+            w(f"| {m:.1f} | {min(runs):.1f} – {max(runs):.1f} | {1e9 / m:,.0f} |")
+            w("")
+            w(f"Built with `{pb['build']}`; run as `{pb['run']}`. Last output: "
+              f"`{pb.get('line', '?')}`.")
+        else:
+            w(f"Not measured: {pb.get('error', 'not run')}.")
+        w("")
 
     w("## Machine and versions")
     w("")
@@ -926,22 +1360,37 @@ def report(b, out):
     w("")
     w("## Setup")
     w("")
-    w(f"- Every proxy runs with one worker (fulcrum `global.workers: 1`, HAProxy "
-      f"`nbthread 1`, NGINX `worker_processes 1`), no access log, pinned with "
-      f"`taskset -c {b.proxy_cpu}`. wrk, iperf3 (client and server) and the NGINX HTTP "
-      f"backend are pinned to CPU {b.load_cpu}.")
-    w("- All three proxies run for the whole benchmark on their own ports; the one under "
+    if b.tcp:
+        w(f"- Every proxy runs with one worker (fulcrum `global.workers: 1`, HAProxy "
+          f"`nbthread 1`, NGINX `worker_processes 1`), no access log, pinned with "
+          f"`taskset -c {b.proxy_cpu}`. wrk, iperf3 (client and server) and the NGINX HTTP "
+          f"backend are pinned to CPU {b.load_cpu}.")
+    if b.http:
+        w(f"- HTTP scenarios (D–F): separate proxy processes in HTTP mode, one worker each, "
+          f"no access log, pinned with `taskset -c {b.proxy_cpu}`: fulcrum with an `http` "
+          f"listener and an `http` pool (`keepalive: {{max_idle: 64}}`); HAProxy `mode http`, "
+          f"`http-reuse always`, `nbthread 1`; NGINX `proxy_pass` to an upstream with "
+          f"`keepalive 64`, `proxy_http_version 1.1`, `proxy_set_header Connection \"\"`, "
+          f"`worker_processes 1`, and `keepalive_requests` raised on both sides (NGINX "
+          f"otherwise closes every connection after 1,000 requests; the others have no such "
+          f"limit). fulcrum adds `X-Forwarded-For`, `-Proto`, `-Host` and `-Port` to every "
+          f"request (it cannot be turned off); HAProxy and NGINX are not configured to add "
+          f"any. wrk, the paced load generator and the NGINX backend are pinned to "
+          f"CPU {b.load_cpu}.")
+    w("- All proxies run for the whole benchmark on their own ports; the one under "
       "test is the only one with traffic. Each round runs every contender once per "
       "scenario, in an order rotated by one each round; a 1 s unrecorded warm-up "
-      "precedes round 1.")
+      "precedes round 1." + (" Scenario F needs D's results for its rate, so its rounds "
+                             "follow the others'." if "F" in scen else ""))
     w("- Proxy CPU time is utime + stime from `/proc/PID/stat` (all threads; for NGINX "
       "the sum of the worker processes) read before and after the load run, divided by "
-      "the requests wrk completed (A, B) or by the gigabytes moved (C). Softirq work of "
+      "the requests wrk completed (A, B, D, E), by every request answered in the run, "
+      "warm-up included (F), or by the gigabytes moved (C). Softirq work of "
       "the loopback path is charged to whichever process was running, so these figures "
       "include part of the kernel's TCP processing; the user + sys split shows how much "
       "is the proxy's own code.")
     w(f"- CPU busy columns: share of the run's wall time that CPU {b.proxy_cpu} (proxy) and "
-      f"CPU {b.load_cpu} (wrk/iperf3 + backend) were not idle, from `/proc/stat`, all "
+      f"CPU {b.load_cpu} (load generator + backend) were not idle, from `/proc/stat`, all "
       f"processes and interrupts included. With every server idle (2 s before and after "
       f"the runs) the machine showed "
       + ", ".join(f"CPU {c} {v * 100:.0f}%" for c, v in b.baseline.items()) + " and "
@@ -952,9 +1401,9 @@ def report(b, out):
     w("Commands of the last round (ports vary per run):")
     w("")
     w("```")
-    for p in [b.backend, b.iperf_server] + [b.proxy[c] for c in PROXIES]:
+    for p in b.procs:
         w(f"# {p.name}: " + shlex.join(p.argv))
-    for sc in SCENARIOS:
+    for sc in scen:
         for c in CONTENDERS:
             if (sc, c) in b.commands:
                 w(f"# {sc} {LABEL[c]}: " + b.commands[(sc, c)])
@@ -965,7 +1414,7 @@ def report(b, out):
     w("")
     obs = list(b.notes)
     for c in CONTENDERS:
-        for sc in SCENARIOS:
+        for sc in scen:
             for i, r in enumerate(b.results[sc][c]):
                 if "error" in r:
                     obs.append(f"{sc} {LABEL[c]} round {i + 1}: {r['error']}")
@@ -984,14 +1433,46 @@ def report(b, out):
                        + "\n    ".join(x[:300] for x in shown) + "\n" + hint)
         else:
             obs.append(f"{name}: nothing in its error log.")
-    for sc in ("A", "B"):
+    for sc in ("A", "B", "D", "E"):
+        if sc not in scen:
+            continue
         loads = [s[sc][c]["busy_load_cpu"] for c in PROXIES if s[sc][c]["busy_load_cpu"]]
         if loads and min(loads) >= 0.95:
             obs.append(f"Scenario {sc}: CPU {b.load_cpu} (wrk + backend) was ≥ 95% busy in the "
                        f"median run of every proxy, so requests/s there is bounded by the "
                        f"load side rather than by the proxy; compare proxies by CPU per "
                        f"request (and CPU {b.proxy_cpu} busy) as much as by requests/s.")
-    fl = [(r["foreign_load"], sc, c, i) for sc in SCENARIOS for c in CONTENDERS
+    if "F" in scen:
+        for c in CONTENDERS:
+            d = s["F"][c]
+            if d["rps"] is not None and d["rps"] < 0.98 * b.f_rate:
+                obs.append(f"Scenario F: {LABEL[c]} did not keep up with the fixed rate "
+                           f"(median {d['rps']:,.0f} of {b.f_rate:,.0f} requests/s).")
+        loads = [s["F"][c]["busy_load_cpu"] for c in PROXIES if s["F"][c]["busy_load_cpu"]]
+        if loads and min(loads) >= 0.95:
+            def load_us(sc):
+                v = [s[sc][c]["busy_load_cpu"] / s[sc][c]["rps"] * 1e6 for c in PROXIES
+                     if s[sc][c]["busy_load_cpu"] and s[sc][c]["rps"]]
+                return statistics.median(v) if v else None
+            fu, du = load_us("F"), (load_us("D") if "D" in scen else None)
+            cmp = (f" (CPU {b.load_cpu} time per request, median over the proxies: "
+                   f"{fu:.1f} µs in F against {du:.1f} µs in D)" if fu and du else "")
+            obs.append(f"Scenario F: CPU {b.load_cpu} (paced_load + backend) was ≥ 95% busy in the "
+                       f"median run of every proxy, although the rate is only a fraction of D's. "
+                       f"At a fixed moderate rate every request wakes the load generator, the "
+                       f"backend and the proxy (no batching, unlike a saturating wrk), so the "
+                       f"load side costs more CPU per request than in D{cmp}. F's latencies "
+                       f"then include queueing on the load side, the same for every proxy but "
+                       f"noisy; read the p99 ratio together with its min – max spread.")
+        waits = [(c, s["F"][c]["max_backlog"]) for c in CONTENDERS if s["F"][c]["max_backlog"]]
+        if waits:
+            obs.append(f"Scenario F: at times all {F_CONNECTIONS} connections were waiting for a "
+                       f"response, so due requests queued for a free one (counted in their "
+                       f"latency); most due requests queued at once, median over the runs: "
+                       + ", ".join(f"{LABEL[c]} {v:.0f}" for c, v in waits)
+                       + ". A stall of the proxy, the backend or the load generator (or a "
+                       "burst of load from other processes) shows up this way.")
+    fl = [(r["foreign_load"], sc, c, i) for sc in scen for c in CONTENDERS
           for i, r in enumerate(b.results[sc][c]) if r.get("foreign_load") is not None]
     if fl:
         worst = max(fl)
@@ -1005,7 +1486,7 @@ def report(b, out):
                       + (", ..." if len(bad) > 12 else "")
                       + "), whose figures are suspect." if bad else "."))
     idle = {}
-    for sc in SCENARIOS:
+    for sc in scen:
         for c in CONTENDERS:
             for r in b.results[sc][c]:
                 for n, v in r.get("idle_proxy_cpu", {}).items():
@@ -1013,7 +1494,7 @@ def report(b, out):
                         idle.setdefault(n, []).append((sc, c, v, r["wall"]))
     for n, items in idle.items():
         worst = max(items, key=lambda x: x[2] / x[3])
-        obs.append(f"{LABEL[n]} used CPU while idle (another contender under load) in "
+        obs.append(f"{PROC_LABEL.get(n, n)} used CPU while idle (another contender under load) in "
                    f"{len(items)} run(s); worst {worst[2]:.2f} s in {worst[3]:.1f} s "
                    f"during {worst[0]} {LABEL[worst[1]]}.")
     if not idle:
@@ -1030,7 +1511,7 @@ def report(b, out):
     w("")
     w("| round | scenario | contender | result |")
     w("|---:|---|---|---|")
-    for sc in SCENARIOS:
+    for sc in scen:
         for c in CONTENDERS:
             for i, r in enumerate(b.results[sc][c]):
                 w(f"| {i + 1} | {sc} | {LABEL[c]} | {b.describe(sc, c, r)} |")
@@ -1070,8 +1551,17 @@ def wait_quiet(limit, window=30):
 def main():
     ap = argparse.ArgumentParser(description="fulcrum vs HAProxy vs NGINX vs direct, on loopback")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), metavar="LIST",
+                    help="comma-separated scenarios to run (default A,B,C,D,E,F): A-C TCP "
+                         "mode, D-F HTTP mode")
     ap.add_argument("--duration", type=int, default=8,
-                    help="seconds per wrk / iperf3 run (default 8)")
+                    help="seconds per wrk / iperf3 run of scenarios A-C (default 8)")
+    ap.add_argument("--http-duration", type=int, default=5,
+                    help="seconds per run of scenarios D-F (default 5; F adds "
+                         f"{F_WARMUP:g} s of warm-up)")
+    ap.add_argument("--f-rate", type=float, default=None, metavar="RPS",
+                    help="fixed request rate of scenario F (default: half the slowest "
+                         "proxy's requests/s in D)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 round of 3 s")
     ap.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"),
@@ -1083,9 +1573,17 @@ def main():
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.quick:
-        args.rounds, args.duration = 1, 3
-    if args.rounds < 1 or args.duration < 1:
-        ap.error("--rounds and --duration must be at least 1")
+        args.rounds, args.duration, args.http_duration = 1, 3, 3
+    if args.rounds < 1 or args.duration < 1 or args.http_duration < 1:
+        ap.error("--rounds, --duration and --http-duration must be at least 1")
+    if args.f_rate is not None and args.f_rate <= 0:
+        ap.error("--f-rate must be positive")
+    want = [x.strip().upper() for x in args.scenarios.split(",") if x.strip()]
+    bad = [x for x in want if x not in SCENARIOS]
+    if bad or not want:
+        ap.error(f"--scenarios: unknown {', '.join(bad) or 'empty list'}; "
+                 f"choose from {','.join(SCENARIOS)}")
+    args.scenarios = [x for x in SCENARIOS if x in want]
     out = Path(args.out)
     if not out.is_absolute():
         out = Path.cwd() / out
@@ -1116,7 +1614,7 @@ def main():
     b.cleanup()
     log("")
     log(f"bench: wrote {out} and {plot}")
-    for sc, text, x, verdict in g:
+    for issue, sc, text, x, verdict in g:
         log(f"  {sc}: {text}: {fr(x, 3)} -> {verdict.strip('*')}")
     return 0
 
