@@ -115,6 +115,7 @@ static void cli_close(struct hcli *h, const char *cause);
 static void start_connect(struct hcli *h);
 static void finish_request(struct hcli *h);
 static void upgrade_to_tunnel(struct hcli *h);
+static void free_tried(struct hcli *h);
 
 static void noop_event(struct loop *l, struct loop_io *io, uint32_t ev)
 {
@@ -761,12 +762,8 @@ static void pick_hints(struct hcli *h, const struct h1_msg *m)
 	if (pc->sticky.cookie) {
 		v = find_cookie(m, pc->sticky.cookie, &vlen);
 		h->set_cookie = true;
-		for (uint32_t i = 0; v && vlen == 16 && i < h->pool->lb.nservers; i++) {
-			char id[17];
-			const struct lb_server *sv = &h->pool->lb.servers[i];
-			snprintf(id, sizeof(id), "%016llx",
-				 (unsigned long long)lb_hash(sv->name, strlen(sv->name), 0x5eed));
-			if (memcmp(id, v, 16) == 0) {
+		for (uint32_t i = 0; v && vlen == STICKY_ID_LEN && i < h->pool->lb.nservers; i++) {
+			if (memcmp(h->pool->sticky_ids[i], v, STICKY_ID_LEN) == 0) {
 				h->sticky_srv = (int)i;
 				break;
 			}
@@ -889,12 +886,19 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 	}
 	h->cin->head += (uint32_t)head_len;
 	h->tries = 0;
-	h->tried = NULL;
-	h->tried_inline = 0;
+	free_tried(h);
 	start_connect(h);
 }
 
 /* ---- connecting ---------------------------------------------------------- */
+
+static void free_tried(struct hcli *h)
+{
+	if (h->tried && h->tried != &h->tried_inline)
+		free(h->tried);
+	h->tried = NULL;
+	h->tried_inline = 0;
+}
 
 static void mark_tried(struct hcli *h, uint32_t idx)
 {
@@ -1200,8 +1204,8 @@ static bool build_response(struct hcli *h, const struct h1_msg *m)
 	if (m->status >= 200) {
 		ops_append(o, ops);
 		if (h->set_cookie && h->be)
-			appendf(o, "Set-Cookie: %s=%016llx; Path=/; HttpOnly\r\n", h->pool->conf->sticky.cookie,
-				(unsigned long long)lb_hash(h->be->srv->name, strlen(h->be->srv->name), 0x5eed));
+			appendf(o, "Set-Cookie: %s=%s; Path=/; HttpOnly\r\n", h->pool->conf->sticky.cookie,
+				h->pool->sticky_ids[h->be->srv->index]);
 		if (m->body == H1_BODY_LENGTH || (m->body == H1_BODY_NONE && m->status != 204 &&
 						   m->status != 304 && !h->head_req))
 			appendf(o, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
@@ -1473,10 +1477,7 @@ static void reset_request(struct hcli *h)
 {
 	h->route = NULL;
 	h->pool = NULL;
-	if (h->tried && h->tried != &h->tried_inline)
-		free(h->tried);
-	h->tried = NULL;
-	h->tried_inline = 0;
+	free_tried(h);
 	h->tries = 0;
 	h->status = 0;
 	h->bytes_in = h->bytes_out = 0;
@@ -1635,13 +1636,32 @@ static void cli_run(struct hcli *h)
 	}
 }
 
+/* Take a client off the worker's lists; its memory is freed after this
+ * loop turn (events of the turn may still reach it). Descriptors, counts
+ * and the connection slot are the caller's business. */
+static void retire_client(struct hcli *h)
+{
+	struct http_worker *x = hw(h->w);
+	h->state = HS_CLOSED;
+	h->c.io.fn = noop_event;
+	free_tried(h);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		x->clients = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->w->nstreams--;
+	h->dead_next = x->dead;
+	x->dead = h;
+}
+
 /* Hand the client and server sockets to the stream engine as a tunnel.
  * The connection slot, the listener's and the server's active counts go
  * with them; this side only retires its objects. */
 static void upgrade_to_tunnel(struct hcli *h)
 {
 	struct worker *w = h->w;
-	struct http_worker *x = hw(w);
 	struct hsrv *b = h->be;
 	struct buf *up = h->cin, *down = h->bin;
 	int cfd = h->c.io.fd, bfd = b->s.io.fd;
@@ -1660,20 +1680,7 @@ static void upgrade_to_tunnel(struct hcli *h)
 	b->s.io.fn = noop_event;
 	srv_free_later(b);
 	h->be = NULL;
-	h->state = HS_CLOSED;
-	h->c.io.fn = noop_event;
-	if (h->tried && h->tried != &h->tried_inline)
-		free(h->tried);
-	h->tried = NULL;
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		x->clients = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	w->nstreams--;
-	h->dead_next = x->dead;
-	x->dead = h;
+	retire_client(h);
 	stream_adopt(w, h->l, &h->peer, cfd, bfd, h->pool, b->srv, up, down,
 		     h->l->conf->timeouts.tunnel);
 }
@@ -1715,7 +1722,6 @@ static void on_cli_timer(struct loop *l, struct loop_timer *t)
 static void cli_close(struct hcli *h, const char *cause)
 {
 	struct worker *w = h->w;
-	struct http_worker *x = hw(w);
 
 	if (h->state == HS_CLOSED)
 		return;
@@ -1732,19 +1738,8 @@ static void cli_close(struct hcli *h, const char *cause)
 	put_buf(w, &h->cout);
 	put_buf(w, &h->bout);
 	put_buf(w, &h->bin);
-	if (h->tried && h->tried != &h->tried_inline)
-		free(h->tried);
-	h->tried = NULL;
 	ctr_sub(&lctr(h)->active, 1);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		x->clients = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	w->nstreams--;
-	h->dead_next = x->dead;
-	x->dead = h;
+	retire_client(h);
 	worker_conn_closed(w, h->l);
 }
 

@@ -42,7 +42,6 @@ struct access_rec {
 	const char *server;          /* NULL when none was reached */
 	uint64_t bytes_in;           /* client -> backend */
 	uint64_t bytes_out;          /* backend -> client */
-	uint64_t start_ms;           /* wall clock, ms since the epoch */
 	uint64_t duration_ms;
 	const char *cause;           /* termination cause keyword */
 	unsigned retries;

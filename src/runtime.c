@@ -62,6 +62,13 @@ struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
 			ls->addrlen = cp->servers[s].addr.len;
 			ls->name = cp->servers[s].addr.text;
 		}
+		if (cp->sticky.cookie) {
+			p->sticky_ids = xcalloc(cp->nservers, sizeof(*p->sticky_ids));
+			for (size_t s = 0; s < cp->nservers; s++)
+				snprintf(p->sticky_ids[s], sizeof(p->sticky_ids[s]), "%016llx",
+					 (unsigned long long)lb_hash(p->lb.servers[s].name,
+								     strlen(p->lb.servers[s].name), 0x5eed));
+		}
 		if (lb_pool_init(&p->lb, (enum lb_algo)cp->algorithm) < 0) {
 			*why = "cannot build the balancer state of a pool";
 			free(nservers);
@@ -108,6 +115,7 @@ void gen_free(struct gen *g)
 		if (g->pools[i].lb.ops)
 			lb_pool_destroy(&g->pools[i].lb);
 		free(g->pools[i].lb.servers);
+		free(g->pools[i].sticky_ids);
 	}
 	free(g->pools);
 	for (size_t i = 0; i < g->nlisteners; i++)
@@ -144,7 +152,8 @@ void gen_log_counters(struct gen *g)
 				 "5xx=%llu latency_ms_le_1,2,5,10,25,50,100,250,500,1000,5000,inf=%s "
 				 "rejected_400=%llu rejected_408=%llu rejected_413=%llu rejected_414=%llu "
 				 "rejected_431=%llu rejected_501=%llu rejected_505=%llu rejected_other=%llu",
-				 g->listeners[i].conf->name, (unsigned long long)c[st - 1],
+				 g->listeners[i].conf->name,
+				 (unsigned long long)c[offsetof(struct ctr_listener, retries) / sizeof(counter_t)],
 				 (unsigned long long)c[st], (unsigned long long)c[st + 1],
 				 (unsigned long long)c[st + 2], (unsigned long long)c[st + 3],
 				 (unsigned long long)c[st + 4], hist, (unsigned long long)c[rj],

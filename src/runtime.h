@@ -9,10 +9,15 @@
 #include "conf.h"
 #include "stats.h"
 
+#define STICKY_ID_LEN 16
+
 struct pool_rt {
 	const struct conf_pool *conf;
 	struct lb_pool lb;
 	uint32_t index;
+	/* sticky: each server's cookie value (hex hash of its name), made at
+	 * load so a request only compares; NULL without sticky. */
+	char (*sticky_ids)[STICKY_ID_LEN + 1];
 };
 
 struct route_rt {

@@ -60,7 +60,6 @@ struct stream {
 	uint64_t *tried;
 	uint32_t tries;
 	uint64_t start_ms;
-	uint64_t start_wall_ms;
 	uint64_t cli_idle_ms, be_idle_ms;  /* idle timeouts of each side */
 	int state;
 	const char *cause;               /* first abnormal event, if any */
@@ -265,14 +264,11 @@ static struct stream *stream_new(struct worker *w, struct listener_rt *l, struct
 				 int fd, const struct sockaddr_storage *peer)
 {
 	struct stream *s = xcalloc(1, sizeof(*s));
-	struct timespec ts;
 	s->w = w;
 	s->l = l;
 	s->pool = pool;
 	s->peer = *peer;
 	s->start_ms = loop_now(w->loop);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	s->start_wall_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	s->cli_idle_ms = l->conf->timeouts.client_idle;
 	s->be_idle_ms = l->conf->timeouts.server_idle;
 	s->cli.io.fd = fd;
@@ -625,7 +621,6 @@ static void stream_close(struct stream *s, const char *cause)
 		.server = s->srv ? s->srv->name : NULL,
 		.bytes_in = s->up.bytes,
 		.bytes_out = s->down.bytes,
-		.start_ms = s->start_wall_ms,
 		.duration_ms = loop_now(w->loop) - s->start_ms,
 		.cause = cause,
 		.retries = s->tries > 1 ? s->tries - 1 : 0,
