@@ -1,0 +1,103 @@
+"""Header, query and regex matchers, splits, path rewrites, header edits,
+sticky cookies, hash keys and error pages."""
+
+import re
+
+from http_helpers import client, http_backend, http_config
+
+
+def served_by(r):
+    return r.headers.get("x-backend")
+
+
+def test_header_query_and_regex_matchers(fulcrum, backend, connect, port):
+    a, b = http_backend(backend, "A"), http_backend(backend, "B")
+    routes = [
+        {"match": {"header": {"X-Env": "staging"}}, "pool": "b"},
+        {"match": {"header": {"User-Agent": "~(?i)^curl/"}, "query": {"v": "2"}}, "pool": "b"},
+        {"match": {"path_regex": "^/img/[0-9]+\\.png$"}, "pool": "b"},
+    ]
+    fulcrum(http_config(port, {"a": [a], "b": [b]}, routes=routes))
+    c = client(connect, port)
+    assert served_by(c.request(headers=[("X-Env", "staging")])) == "B"
+    assert served_by(c.request(headers=[("X-Env", "prod")])) == "A"
+    assert served_by(c.request(target="/x?v=2", headers=[("User-Agent", "CURL/8")])) == "B"
+    assert served_by(c.request(target="/x?v=3", headers=[("User-Agent", "curl/8")])) == "A"
+    assert served_by(c.request(target="/x?v=2", headers=[("User-Agent", "wget")])) == "A"
+    assert served_by(c.request(target="/img/12.png")) == "B"
+    assert served_by(c.request(target="/img/x.png")) == "A"
+
+
+def test_rewrite_and_header_edits(fulcrum, backend, connect, port):
+    def respond(req):
+        from http_helpers import Resp
+        return Resp(200, req.target.encode(), headers=[("Server", "secret/1.0"), ("X-Keep", "1")])
+    a = http_backend(backend, "A", respond=respond)
+    routes = [{"match": {"path_prefix": "/api/"}, "rewrite": {"path_prefix": "/v1/"},
+               "request_headers": {"set": {"X-Route": "api"}, "add": {"X-Extra": "1"},
+                                   "remove": ["X-Secret"]},
+               "response_headers": {"add": {"X-Served-By": "fulcrum"}, "remove": ["Server"]},
+               "pool": "a"}]
+    fulcrum(http_config(port, {"a": [a]}, routes=routes))
+    c = client(connect, port)
+    r = c.request(target="/api/items?x=1",
+                  headers=[("X-Secret", "s"), ("X-Route", "client-value")])
+    assert r.status == 200 and r.body == b"/v1/items?x=1"
+    assert r.headers.all("server") == [] and r.headers.get("x-served-by") == "fulcrum"
+    assert r.headers.get("x-keep") == "1"
+    req = a.wait_requests(1)[0]
+    assert req.headers.all("x-route") == ["api"]
+    assert req.headers.all("x-extra") == ["1"]
+    assert req.headers.all("x-secret") == []
+
+
+def test_split_follows_the_weights(fulcrum, backend, connect, port):
+    a, b = http_backend(backend, "A"), http_backend(backend, "B")
+    routes = [{"split": [{"pool": "a", "weight": 90}, {"pool": "b", "weight": 10}]}]
+    fulcrum(http_config(port, {"a": [a], "b": [b]}, routes=routes, default_pool=None))
+    c = client(connect, port)
+    n = 2000
+    to_b = sum(served_by(c.request(target=f"/{i}")) == "B" for i in range(n))
+    assert abs(to_b / n - 0.10) <= 0.05, to_b   # 10% of requests, within 5 points
+
+
+def test_sticky_cookie_keeps_a_client_on_its_server(fulcrum, backend, connect, port):
+    a, b = http_backend(backend, "A"), http_backend(backend, "B")
+    fulcrum(http_config(port, {"p": [a, b]}, pool_kw={"p": {"sticky": {"cookie": "SRV"}}}))
+    c = client(connect, port)
+    first = c.request()
+    cookie = first.headers.get("set-cookie")
+    assert cookie and re.match(r"SRV=[0-9a-f]{16}; Path=/; HttpOnly$", cookie), cookie
+    assert "127.0.0.1" not in cookie
+    value = cookie.split(";")[0]
+    for _ in range(10):
+        r = c.request(headers=[("Cookie", value)])
+        assert served_by(r) == served_by(first)
+        assert r.headers.all("set-cookie") == []
+    # A cookie naming no server gets a new one.
+    r = c.request(headers=[("Cookie", "SRV=0000000000000000")])
+    assert r.headers.get("set-cookie", "").startswith("SRV=")
+
+
+def test_hash_key_header_picks_the_server(fulcrum, backend, connect, port):
+    servers = [http_backend(backend, n) for n in "ABCD"]
+    fulcrum(http_config(port, {"p": servers}, pool_kw={"p": {"algorithm": "maglev",
+                                                           "hash_key": "header:X-User"}}))
+    c = client(connect, port)
+    seen = {}
+    for user in range(20):
+        got = {served_by(c.request(headers=[("X-User", f"u{user}")])) for _ in range(3)}
+        assert len(got) == 1, (user, got)
+        seen[user] = got.pop()
+    assert len(set(seen.values())) > 1, "every user hashed to one server"
+
+
+def test_error_page_replaces_the_body(fulcrum, connect, port, tmp_path):
+    page = tmp_path / "503.html"
+    page.write_bytes(b"<h1>we are down</h1>\n")
+    fulcrum(http_config(port, {"p": ["127.0.0.1:1"]},
+                        listener_kw={"error_pages": {503: str(page)}}))
+    r = client(connect, port).request()
+    assert r.status == 503
+    assert r.body == b"<h1>we are down</h1>\n"
+    assert r.headers.get("content-type") == "text/html"
