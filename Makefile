@@ -60,7 +60,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libfulcrum.a
 
 # Fuzz drivers: replay builds (gcc, plain main over the corpus) for make test;
 # libFuzzer builds (clang) for make fuzz.
-$(BUILD)/fuzz/%-replay: fuzz/%.c fuzz/replay.c $(BUILD)/libfulcrum.a
+$(BUILD)/fuzz/%-replay: fuzz/%.c fuzz/replay.c $(wildcard fuzz/*.h) $(BUILD)/libfulcrum.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -o $@ $< fuzz/replay.c $(BUILD)/libfulcrum.a $(LDFLAGS) $(LDLIBS)
 

@@ -10,6 +10,7 @@
  * Each input is parsed as the answer to a GET and to a HEAD, with the
  * default limits and with small ones. */
 #include "h1.h"
+#include "h1_fuzz_util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,32 +20,6 @@ static struct h1_msg m1, m2;
 static const struct h1_limits small_limits = {
 	.max_request_line = 40, .max_head = 200, .max_fields = 6,
 };
-
-static bool tchar(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static bool inside(const char *p, size_t n, const char *buf, size_t len)
-{
-	return p >= buf && n <= len && (size_t)(p - buf) <= len - n;
-}
-
-static bool name_is(const struct h1_field *f, const char *lc)
-{
-	size_t n = strlen(lc);
-	if (f->name_len != n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = f->name[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c + 32);
-		if (c != lc[i])
-			return false;
-	}
-	return true;
-}
 
 static void check_ok(const struct h1_msg *m, const char *buf, size_t len, int rc,
 		     const struct h1_limits *lim, bool head_req)
@@ -128,14 +103,6 @@ static void same(const struct h1_msg *a, const struct h1_msg *b)
 	if (memcmp(a->fields, b->fields, a->nfields * sizeof(a->fields[0])) != 0 ||
 	    memcmp(a->hop, b->hop, a->nfields) != 0)
 		abort();
-}
-
-static uint64_t hash(const uint8_t *d, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ d[i]) * 1099511628211ULL;
-	return h;
 }
 
 static int parse(const char *buf, size_t len, struct h1_scan *sc, const struct h1_limits *lim,
