@@ -381,38 +381,33 @@ static struct hsrv *srv_take_idle(struct hcli *h, struct lb_server *srv)
 /* Queue a short response. A refusal (status >= 400 from a parse error or a
  * limit) always closes the connection afterwards. */
 static void respond(struct hcli *h, int status, const char *ctype, const char *body,
-		    const char *location, bool close_conn)
+		    size_t blen, const char *location, bool close_conn)
 {
-	size_t blen = body ? strlen(body) : 0;
+	uint32_t mark;
 	if (!h->cout)
 		h->cout = buf_get_large(&h->w->bufs);
+	buf_compact(h->cout);
+	mark = h->cout->tail;
 	if (close_conn)
 		h->close_after = true;
-	appendf(h->cout, "HTTP/1.1 %d %s\r\n", status, h1_status_text(status));
-	if (location)
-		appendf(h->cout, "Location: %s\r\n", location);
-	appendf(h->cout, "Content-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", ctype, blen,
-		h->close_after ? "Connection: close\r\n" :
-		h->version == 10 ? "Connection: keep-alive\r\n" : "");
-	if (!h->head_req && blen)
-		append(h->cout, body, blen);
-	h->resp_done = true;
-	h->status = status;
-	h->bytes_out += h->cout->tail - h->cout->head;
-}
-
-/* An operator's error page (any bytes, so not through respond()). */
-static void respond_page(struct hcli *h, int status, const char *page, size_t len)
-{
-	if (!h->cout)
-		h->cout = buf_get_large(&h->w->bufs);
-	h->close_after = true;
-	appendf(h->cout, "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %zu\r\n"
-		"Connection: close\r\n\r\n", status, h1_status_text(status), len);
-	if (!h->head_req) {
-		if (len > buf_room(h->cout))
-			buf_compact(h->cout);
-		append(h->cout, page, len);
+	if (h->head_req)
+		blen = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		/* A body that does not fit behind bytes still queued is left out
+		 * rather than announced and cut short. */
+		append_overflow = false;
+		h->cout->tail = mark;
+		appendf(h->cout, "HTTP/1.1 %d %s\r\n", status, h1_status_text(status));
+		if (location)
+			appendf(h->cout, "Location: %s\r\n", location);
+		appendf(h->cout, "Content-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", ctype, blen,
+			h->close_after ? "Connection: close\r\n" :
+			h->version == 10 ? "Connection: keep-alive\r\n" : "");
+		if (blen)
+			append(h->cout, body, blen);
+		if (!append_overflow)
+			break;
+		blen = 0;
 	}
 	h->resp_done = true;
 	h->status = status;
@@ -426,10 +421,10 @@ static void respond_error(struct hcli *h, int status, const char *cause)
 	const struct conf_listener *lc = h->l->conf;
 	h->cause = cause;
 	if (status >= 400 && status < 600 && lc->pages[status]) {
-		respond_page(h, status, lc->pages[status], lc->page_len[status]);
+		respond(h, status, "text/html", lc->pages[status], lc->page_len[status], NULL, true);
 	} else {
 		snprintf(body, sizeof(body), "%d %s\n", status, h1_status_text(status));
-		respond(h, status, "text/plain", body, NULL, true);
+		respond(h, status, "text/plain", body, strlen(body), NULL, true);
 	}
 	h->state = HS_FLUSH;
 	/* 4xx, 501 and 505 refuse the request itself; other 5xx are failures
@@ -842,10 +837,11 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 		if (r->redirect.loc.line) {
 			char loc[1024];
 			expand_location(loc, sizeof(loc), r->redirect.to, m);
-			respond(h, (int)r->redirect.code, "text/plain", "", loc, h->close_after);
+			respond(h, (int)r->redirect.code, "text/plain", "", 0, loc, h->close_after);
 		} else {
-			respond(h, (int)r->respond.status, r->respond.content_type,
-				r->respond.body ? r->respond.body : "", NULL, h->close_after);
+			const char *body = r->respond.body ? r->respond.body : "";
+			respond(h, (int)r->respond.status, r->respond.content_type, body, strlen(body), NULL,
+				h->close_after);
 		}
 		h->cause = "answered";
 		if (!h->req_done)
@@ -856,7 +852,7 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 	}
 	if (!h->pool) {
 		h->cin->head += (uint32_t)head_len;
-		respond(h, 404, "text/plain", "404 Not Found\n", NULL, !h->req_done || h->close_after);
+		respond(h, 404, "text/plain", "404 Not Found\n", 14, NULL, !h->req_done || h->close_after);
 		h->cause = "no_route";
 		h->state = HS_FLUSH;
 		return;
