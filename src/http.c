@@ -1045,10 +1045,9 @@ static void start_connect(struct hcli *h)
 		cli_run(h);
 		return;
 	}
-	sock_nodelay(fd);
-	rc = connect(fd, (struct sockaddr *)&srv->addr, srv->addrlen);
-	if ((rc < 0 && errno != EINPROGRESS) || loop_add(w->loop, &b->s.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
-		connect_failed(h, errno);
+	rc = sock_connect(w->loop, &b->s.io, (struct sockaddr *)&srv->addr, srv->addrlen);
+	if (rc < 0 && rc != FL_AGAIN) {
+		connect_failed(h, -rc);
 		return;
 	}
 	if (rc == 0) {

@@ -16,6 +16,18 @@ int sock_connect_result(int fd, uint32_t events)
 	return err ? err : ECONNREFUSED;
 }
 
+int sock_connect(struct loop *l, struct loop_io *io, const struct sockaddr *sa, socklen_t len)
+{
+	int rc;
+	sock_nodelay(io->fd);
+	rc = connect(io->fd, sa, len);
+	if (rc < 0 && errno != EINPROGRESS)
+		return -errno;
+	if (loop_add(l, io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0)
+		return -errno;
+	return rc == 0 ? 0 : FL_AGAIN;
+}
+
 void sock_nodelay(int fd)
 {
 	int one = 1;

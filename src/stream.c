@@ -240,16 +240,11 @@ static void connect_next(struct stream *s)
 		connect_failed(s, errno);
 		return;
 	}
-	sock_nodelay(fd);
 	s->be.io.fd = fd;
 	s->be.io.fn = on_backend;
-	rc = connect(fd, (struct sockaddr *)&srv->addr, srv->addrlen);
-	if (rc < 0 && errno != EINPROGRESS) {
-		connect_failed(s, errno);
-		return;
-	}
-	if (loop_add(w->loop, &s->be.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
-		connect_failed(s, errno);
+	rc = sock_connect(w->loop, &s->be.io, (struct sockaddr *)&srv->addr, srv->addrlen);
+	if (rc < 0 && rc != FL_AGAIN) {
+		connect_failed(s, -rc);
 		return;
 	}
 	if (rc == 0) {
