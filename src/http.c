@@ -65,6 +65,7 @@ struct http_worker {
 	struct hcli *clients;
 	struct hcli *dead;
 	struct hsrv *dead_srv;
+	pcre2_match_data *md;          /* for route regexes, made on first use */
 };
 
 struct hcli {
@@ -455,12 +456,12 @@ static size_t host_len(const char *a, size_t len)
 	return c ? (size_t)(c - a) : len;
 }
 
-static bool re_match(void *re, const char *p, size_t n)
+static bool re_match(struct worker *w, void *re, const char *p, size_t n)
 {
-	static __thread pcre2_match_data *md;
-	if (!md)
-		md = pcre2_match_data_create(1, NULL);
-	return pcre2_match(re, (PCRE2_SPTR)p, n, 0, 0, md, NULL) >= 0;
+	struct http_worker *x = hw(w);
+	if (!x->md)
+		x->md = pcre2_match_data_create(1, NULL);
+	return pcre2_match(re, (PCRE2_SPTR)p, n, 0, 0, x->md, NULL) >= 0;
 }
 
 /* Value of cookie `name` in the request's Cookie fields, or NULL. */
@@ -504,7 +505,8 @@ static const char *find_query(const char *path, size_t len, const char *name, si
 	return NULL;
 }
 
-static bool conds_hold(const struct conf_cond *cv, size_t n, const struct h1_msg *m, bool query)
+static bool conds_hold(struct worker *w, const struct conf_cond *cv, size_t n,
+		       const struct h1_msg *m, bool query)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct conf_cond *c = &cv[i];
@@ -521,7 +523,7 @@ static bool conds_hold(const struct conf_cond *cv, size_t n, const struct h1_msg
 			}
 		}
 		if (v)
-			ok = c->re ? re_match(c->re, v, vlen)
+			ok = c->re ? re_match(w, c->re, v, vlen)
 				   : strlen(c->value) == vlen && memcmp(c->value, v, vlen) == 0;
 		if (!ok)
 			return false;
@@ -556,11 +558,11 @@ static const struct route_rt *route_find(struct hcli *h, const struct h1_msg *m,
 		}
 		if (mt->source.n && !cidr_list_match(&mt->source, (struct sockaddr *)&h->peer))
 			continue;
-		if (mt->path_re && !re_match(mt->path_re, m->path, path_len))
+		if (mt->path_re && !re_match(h->w, mt->path_re, m->path, path_len))
 			continue;
-		if (mt->header.n && !conds_hold(mt->headers, mt->header.n, m, false))
+		if (mt->header.n && !conds_hold(h->w, mt->headers, mt->header.n, m, false))
 			continue;
-		if (mt->query.n && !conds_hold(mt->queries, mt->query.n, m, true))
+		if (mt->query.n && !conds_hold(h->w, mt->queries, mt->query.n, m, true))
 			continue;
 		return r;
 	}
@@ -1828,6 +1830,8 @@ void http_worker_free(struct worker *w)
 	free(x->idle);
 	free(x->nidle);
 	free(x->pool_idle);
+	if (x->md)
+		pcre2_match_data_free(x->md);
 	free(x);
 	w->http = NULL;
 	free(w->h1msg);
