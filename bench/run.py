@@ -4,15 +4,23 @@
 Runs on loopback only, in one go: every contender in every round (rotated
 order), medians over the rounds. Writes docs/benchmarks.md and a plot
 (PNG with matplotlib when it is installed, otherwise a stdlib SVG).
-Scenarios A-C put the proxies in TCP mode, D-F in HTTP mode.
+Scenarios A-C put the proxies in TCP mode, D-F in HTTP mode, G-I terminate
+TLS (HTTPS) in front of the same HTTP backend.
 
-    /usr/bin/python3 bench/run.py [--scenarios A,B,C,D,E,F] [--rounds N]
+    /usr/bin/python3 bench/run.py [--scenarios A,B,C,D,E,F,G,H,I] [--rounds N]
                                   [--duration S] [--http-duration S]
-                                  [--quick] [--out PATH] [--keep]
+                                  [--tls-duration S] [--quick] [--out PATH]
+                                  [--keep] [--fresh]
+
+The figures of every scenario are stored in bench/results.json (next to a
+custom --out: the same name with .json), and the report is rendered from
+all stored scenarios, so a run of a few scenarios keeps the others' figures
+(each section says which run it comes from).
 
 See bench/README.md for what is measured and how. Python 3 stdlib only (plus
-gcc for the paced load generator of scenario F and the parser
-microbenchmark, both C files in bench/).
+gcc for the paced load generator of scenario F, the TLS load generator of
+G and H and the parser microbenchmark, all C files in bench/, and the
+openssl CLI for the per-run certificate of G-I).
 """
 
 import argparse
@@ -43,9 +51,11 @@ FULCRUM = ROOT / "build" / "fulcrum"
 CONTENDERS = ["direct", "fulcrum", "haproxy", "nginx"]
 PROXIES = ["fulcrum", "haproxy", "nginx"]
 LABEL = {"direct": "direct", "fulcrum": "fulcrum", "haproxy": "HAProxy", "nginx": "NGINX"}
-SCENARIOS = ["A", "B", "C", "D", "E", "F"]
+SCENARIOS = ["A", "B", "C", "D", "E", "F", "G", "H", "I"]
 TCP_SCENARIOS = ["A", "B", "C"]  # proxies in TCP mode (issue 2)
 HTTP_SCENARIOS = ["D", "E", "F"]  # proxies in HTTP mode (issue 3)
+TLS_SCENARIOS = ["G", "H", "I"]  # HTTPS: TLS terminated at the proxy (issue 4)
+HANDSHAKE_SCENARIOS = ["G", "H"]  # bench/tls_load.c, a new connection per request
 CLOSE_SCENARIOS = ["B", "E"]  # wrk -H 'Connection: close'
 SCENARIO_TITLE = {
     "A": "Scenario A: small HTTP requests, keep-alive",
@@ -54,6 +64,9 @@ SCENARIO_TITLE = {
     "D": "Scenario D: HTTP proxying, keep-alive",
     "E": "Scenario E: HTTP proxying, `Connection: close` per request",
     "F": "Scenario F: HTTP latency at a fixed request rate",
+    "G": "Scenario G: HTTPS, full TLS handshake per request",
+    "H": "Scenario H: HTTPS, resumed TLS handshake per request",
+    "I": "Scenario I: HTTPS keep-alive",
 }
 WRK_CONNECTIONS = 50
 GOAL_RPS_VS_HAPROXY = 1.10
@@ -63,6 +76,17 @@ GOAL_BULK_VS_DIRECT = 0.95
 GOAL_H_RPS_VS_BEST_PEER = 1.15
 GOAL_H_CPU_VS_BEST_PEER = 0.85
 GOAL_H_P99_VS_BEST_PEER = 1.00
+# issue 4 (HTTPS)
+GOAL_T_FULL_VS_BEST_PEER = 1.00
+GOAL_T_RESUMED_VS_BEST_PEER = 1.10
+GOAL_T_RPS_VS_BEST_PEER = 1.10
+TLS_CONNECTIONS = 50  # concurrent connections of tls_load (G, H)
+TLS_WARMUP = 1.0  # seconds of tls_load before recording starts
+TLS_SUITE = "TLS_AES_128_GCM_SHA256"  # the only suite the clients offer
+TLS_GROUP = "X25519"  # the only key-exchange group the clients offer
+TLS_SNI = "localhost"
+TLS_LOAD_SRC = ROOT / "bench" / "tls_load.c"
+RESULTS_FORMAT = 1
 F_CONNECTIONS = 50  # keep-alive connections of the paced load generator
 F_WARMUP = 1.0  # seconds of paced load before recording starts
 F_DRAIN = 2.0  # seconds allowed after the last request was due
@@ -74,7 +98,8 @@ PARSER_BENCH_RUNS = 5
 # names of the proxy processes, for the report
 PROC_LABEL = {"fulcrum": "fulcrum", "haproxy": "HAProxy", "nginx-stream": "NGINX",
               "fulcrum-http": "fulcrum (http)", "haproxy-http": "HAProxy (http)",
-              "nginx-http": "NGINX (http)"}
+              "nginx-http": "NGINX (http)", "fulcrum-https": "fulcrum (https)",
+              "haproxy-https": "HAProxy (https)", "nginx-https": "NGINX (https)"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -310,6 +335,38 @@ def parse_wrk(out):
     return r
 
 
+def tls_group_name(g):
+    """One spelling for a key-exchange group (OpenSSL prints x25519 or X25519,
+    prime256v1, secp256r1 or P-256)."""
+    return {"x25519": "X25519", "prime256v1": "P-256", "secp256r1": "P-256",
+            "p-256": "P-256", "x448": "X448"}.get(g.lower(), g)
+
+
+def parse_tls_load(out):
+    """The JSON summary of bench/tls_load.c."""
+    try:
+        j = json.loads(out)
+    except ValueError:
+        raise BenchError("cannot parse tls_load output:\n" + out[-500:])
+    r = {"requests": j["completed"], "completed": j["completed_total"],
+         "rps": j["handshakes_per_s"], "window": j["window"],
+         "resumed": j["resumed"], "resumed_fraction": j["resumed_fraction"],
+         "offered": j["offered"], "tickets": j["tickets"],
+         "negotiated": {"protocol": j["protocol"], "cipher": j["cipher"],
+                        "group": tls_group_name(j["group"]), "signature": j["signature"]},
+         "errors": {k: v for k, v in j["errors"].items()}}
+    if j["completed"]:
+        r["client_cpu_per_req"] = (j["client_cpu_user"] + j["client_cpu_sys"]) / j["completed"]
+    if "proxy_cpu_user" in j:
+        r["window_cpu_user"], r["window_cpu_sys"] = j["proxy_cpu_user"], j["proxy_cpu_sys"]
+    lat, hs = j["latency"], j["handshake"]
+    if lat["n"] > 0:
+        for k in ("p50", "p90", "p99", "p999", "max", "mean"):
+            r[k] = lat[k]
+        r["hs_p50"], r["hs_p99"] = hs["p50"], hs["p99"]
+    return r
+
+
 def parse_paced(out):
     """The JSON summary of bench/paced_load.c."""
     try:
@@ -340,6 +397,10 @@ class Bench:
         self.scenarios = args.scenarios
         self.tcp = any(sc in TCP_SCENARIOS for sc in self.scenarios)
         self.http = any(sc in HTTP_SCENARIOS for sc in self.scenarios)
+        self.tls = any(sc in TLS_SCENARIOS for sc in self.scenarios)
+        self.tls_duration = args.tls_duration
+        self.fulcrum_tls_skip = None  # why fulcrum sits out G-I (its https config was refused)
+        self.tls_params = {}  # contender -> what `openssl s_client` negotiated (G-I)
         self.f_rate = args.f_rate  # None: from D (or a calibration run)
         self.f_rate_how = "given with --f-rate" if args.f_rate else None
         self.parser_bench = None  # {"runs": [ns, ...], "line": str} or {"error": str}
@@ -353,7 +414,7 @@ class Bench:
             self.proxy_cpu = self.load_cpu = str(avail[0])
         self.ncpu = ncpu
         self.procs = []
-        self.proxy, self.hproxy = {}, {}  # TCP-mode and HTTP-mode proxies
+        self.proxy, self.hproxy, self.sproxy = {}, {}, {}  # TCP, HTTP and HTTPS mode
         self.iperf_server = None
         self.results = {s: {c: [] for c in CONTENDERS} for s in SCENARIOS}
         self.commands = {}  # (scenario, contender) -> command line
@@ -365,8 +426,10 @@ class Bench:
         tools = ["wrk", "haproxy", "nginx", "taskset"]
         if "C" in self.scenarios:
             tools.append("iperf3")
-        if self.http:
+        if self.http or self.tls:
             tools.append("gcc")
+        if self.tls:
+            tools.append("openssl")
         for tool in tools:
             if not shutil.which(tool):
                 raise BenchError(f"{tool} not found: run `make deps` (scripts/deps.sh)")
@@ -374,13 +437,15 @@ class Bench:
             raise BenchError(f"{FULCRUM} not built: run `make`")
         self.fulcrum_id = fulcrum_identity()
         (self.http_backend, self.bulk_backend,
-         f_http, f_bulk, h_http, h_bulk, n_http, n_bulk, f_web, h_web, n_web) = free_ports(11)
+         f_http, f_bulk, h_http, h_bulk, n_http, n_bulk, f_web, h_web, n_web,
+         f_tls, h_tls, n_tls) = free_ports(14)
         self.http_port = {"direct": self.http_backend, "fulcrum": f_http,
                           "haproxy": h_http, "nginx": n_http}
         self.bulk_port = {"direct": self.bulk_backend, "fulcrum": f_bulk,
                           "haproxy": h_bulk, "nginx": n_bulk}
         self.web_port = {"direct": self.http_backend, "fulcrum": f_web,
                          "haproxy": h_web, "nginx": n_web}
+        self.tls_port = {"fulcrum": f_tls, "haproxy": h_tls, "nginx": n_tls}
         d = self.dir
         tp, tl = ["taskset", "-c", self.proxy_cpu], ["taskset", "-c", self.load_cpu]
         self.configs = {}
@@ -451,10 +516,129 @@ class Bench:
                 if r.returncode != 0:
                     raise BenchError("building bench/paced_load.c failed:\n" + r.stdout + r.stderr)
 
+        if self.tls:
+            self.setup_tls(tp)
+
         for p in self.procs:
             p.start()
             for port in p.ports:
                 wait_listening(port, p)
+        if self.tls:
+            self.probe_tls()
+
+    def setup_tls(self, tp):
+        """Certificate, client OpenSSL config, HTTPS-mode proxies and
+        tls_load, for scenarios G-I."""
+        d = self.dir
+        tls = d / "tls"
+        tls.mkdir()
+        # A fresh self-signed ECDSA P-256 certificate per run (never stored).
+        argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(tls / "key.pem"),
+                "-out", str(tls / "cert.pem"), "-days", "7", "-subj", f"/CN={TLS_SNI}",
+                "-addext", f"subjectAltName=DNS:{TLS_SNI},IP:127.0.0.1"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise BenchError("generating the certificate failed:\n" + r.stdout + r.stderr)
+        self.cert_cmd = shlex.join([str(Path(x).relative_to(d)) if x.startswith(str(d)) else x
+                                    for x in argv])
+        # HAProxy wants certificate and key in one file
+        (tls / "haproxy.pem").write_text((tls / "cert.pem").read_text()
+                                         + (tls / "key.pem").read_text())
+        for f in tls.iterdir():
+            f.chmod(0o600)
+        # wrk has no TLS options: an OpenSSL config (OPENSSL_CONF) makes every
+        # client of this run (wrk, openssl s_client, tls_load) offer TLS 1.3
+        # only, one cipher suite and one group.
+        self.client_conf = d / "client-openssl.cnf"
+        self.client_conf.write_text(
+            "openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n"
+            "[ssl_sect]\nsystem_default = system_default_sect\n[system_default_sect]\n"
+            f"MinProtocol = TLSv1.3\nMaxProtocol = TLSv1.3\nCiphersuites = {TLS_SUITE}\n"
+            f"Groups = {TLS_GROUP}\n")
+        self.client_env = dict(os.environ, OPENSSL_CONF=str(self.client_conf))
+        common = dict(dir=d, http_backend=self.http_backend)
+        cfg_fulcrum = render("fulcrum-https.yaml", d / "fulcrum-https.yaml",
+                             tls_listen=self.tls_port["fulcrum"], **common)
+        cfg_haproxy = render("haproxy-https.cfg", d / "haproxy-https.cfg",
+                             tls_listen=self.tls_port["haproxy"], **common)
+        cfg_nginx = render("nginx-https.conf", d / "nginx-https.conf",
+                           tls_listen=self.tls_port["nginx"], **common)
+        r = subprocess.run([str(FULCRUM), "check", "-c", str(cfg_fulcrum)],
+                           capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            why = " ".join((r.stdout + r.stderr).split())[:400]
+            if r.returncode < 0:
+                why = (why + " " if why else "") + (
+                    f"(killed by signal {-r.returncode}, "
+                    f"{signal.Signals(-r.returncode).name})")
+            elif not why:
+                why = f"(exit status {r.returncode}, no message)"
+            self.fulcrum_tls_skip = (f"`build/fulcrum check` refused the https config "
+                                     f"(`bench/templates/fulcrum-https.yaml`): {why}")
+            log("!! fulcrum sits out scenarios G-I: its https config was refused: " + why)
+        r = subprocess.run(["haproxy", "-c", "-q", "-f", str(cfg_haproxy)],
+                           capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise BenchError("haproxy -c failed (https):\n" + r.stdout + r.stderr)
+        self.configs.update({"haproxy-https": cfg_haproxy, "nginx-https": cfg_nginx})
+        self.sproxy = {
+            "haproxy": Proc("haproxy-https", tp + ["haproxy", "-db", "-f", str(cfg_haproxy)], d),
+            "nginx": Proc("nginx-https", tp + [
+                "nginx", "-p", str(d), "-c", str(cfg_nginx), "-e",
+                str(d / "nginx-https.stderr.log")], d, cpu_children=True),
+        }
+        if not self.fulcrum_tls_skip:
+            self.configs["fulcrum-https"] = cfg_fulcrum
+            self.sproxy["fulcrum"] = Proc("fulcrum-https", tp + [str(FULCRUM), "-c",
+                                                                 str(cfg_fulcrum)], d)
+        for name, p in self.sproxy.items():
+            p.ports = [self.tls_port[name]]
+        self.procs += [self.sproxy[c] for c in PROXIES if c in self.sproxy]
+        if any(sc in HANDSHAKE_SCENARIOS for sc in self.scenarios):
+            self.tls_load = d / "tls_load"
+            r = subprocess.run(["gcc", "-O2", "-Wall", "-o", str(self.tls_load),
+                                str(TLS_LOAD_SRC), "-lssl", "-lcrypto"],
+                               capture_output=True, text=True, timeout=120)
+            if r.returncode != 0:
+                raise BenchError("building bench/tls_load.c failed (libssl-dev?):\n"
+                                 + r.stdout + r.stderr)
+
+    def probe_tls(self):
+        """One `openssl s_client` handshake per HTTPS proxy, as the load
+        generators' OpenSSL config makes them: what was negotiated (the same
+        for every contender, or the report says otherwise)."""
+        for c, p in self.sproxy.items():
+            argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{self.tls_port[c]}",
+                    "-servername", TLS_SNI]
+            try:
+                r = subprocess.run(argv, capture_output=True, text=True, timeout=10,
+                                   stdin=subprocess.DEVNULL, env=self.client_env)
+                out = r.stdout + r.stderr
+            except subprocess.TimeoutExpired:
+                out = ""
+            m = re.search(r"New, (TLSv[\d.]+), Cipher is (\S+)", out)
+            g = re.search(r"Server Temp Key: (\S+?),", out)
+            sig = re.search(r"Peer signature type: (\S+)", out)
+            dig = re.search(r"Peer signing digest: (\S+)", out)
+            key = re.search(r"Server public key is (\d+) bit", out)
+            self.tls_params[c] = {
+                "protocol": m.group(1) if m else "?", "cipher": m.group(2) if m else "?",
+                "group": tls_group_name(g.group(1)) if g else "?",
+                "signature": (f"{sig.group(1)}+{dig.group(1)}" if sig and dig else "?"),
+                "key_bits": key.group(1) if key else "?"}
+            log(f"bench: TLS with {LABEL[c]}: " + ", ".join(
+                f"{k} {v}" for k, v in self.tls_params[c].items()))
+        self.tls_probe_cmd = ("OPENSSL_CONF=client-openssl.cnf openssl s_client -connect "
+                              f"127.0.0.1:PORT -servername {TLS_SNI} </dev/null")
+
+    def contenders(self, scenario):
+        """Who runs in a scenario: no direct path in front of a plain-HTTP
+        backend for the HTTPS scenarios, and no fulcrum there if its https
+        config was refused."""
+        if scenario in TLS_SCENARIOS:
+            return [c for c in PROXIES if c in self.sproxy]
+        return CONTENDERS
 
     def check_configs(self, cfg_fulcrum, cfg_haproxy):
         r = subprocess.run([str(FULCRUM), "check", "-c", str(cfg_fulcrum)],
@@ -468,7 +652,8 @@ class Bench:
 
     def proxy_for(self, scenario, contender):
         """The proxy process under test in this scenario (None for direct)."""
-        table = self.hproxy if scenario in HTTP_SCENARIOS else self.proxy
+        table = (self.hproxy if scenario in HTTP_SCENARIOS else
+                 self.sproxy if scenario in TLS_SCENARIOS else self.proxy)
         return table.get(contender)
 
     def port_for(self, scenario, contender):
@@ -476,6 +661,8 @@ class Bench:
             return self.bulk_port[contender]
         if scenario in HTTP_SCENARIOS:
             return self.web_port[contender]
+        if scenario in TLS_SCENARIOS:
+            return self.tls_port[contender]
         return self.http_port[contender]
 
     def stop(self):
@@ -507,7 +694,17 @@ class Bench:
                 f"-d{duration}s", "--latency"]
         if scenario in CLOSE_SCENARIOS:
             argv += ["-H", "Connection: close"]
-        argv.append(f"http://127.0.0.1:{self.port_for(scenario, contender)}/")
+        scheme = "https" if scenario in TLS_SCENARIOS else "http"
+        argv.append(f"{scheme}://127.0.0.1:{self.port_for(scenario, contender)}/")
+        return argv
+
+    def tls_load_cmd(self, scenario, contender, duration, pids):
+        argv = ["taskset", "-c", self.load_cpu, str(self.tls_load),
+                "-p", str(self.tls_port[contender]), "-d", str(duration),
+                "-m", "full" if scenario == "G" else "resume", "-c", str(TLS_CONNECTIONS),
+                "-w", f"{TLS_WARMUP:g}", "-s", TLS_SUITE, "-g", TLS_GROUP, "-n", TLS_SNI]
+        if pids:
+            argv += ["-P", ",".join(map(str, pids))]
         return argv
 
     def paced_cmd(self, contender, duration, rate=None):
@@ -517,6 +714,8 @@ class Bench:
                 "-t", f"{F_DRAIN:g}"]
 
     def scenario_duration(self, scenario):
+        if scenario in TLS_SCENARIOS:
+            return self.tls_duration
         return self.http_duration if scenario in HTTP_SCENARIOS else self.duration
 
     def iperf_cmd(self, contender, duration):
@@ -527,27 +726,40 @@ class Bench:
         duration = duration or self.scenario_duration(scenario)
         self.ensure_running(scenario, contender)
         limit = duration + 30
+        proxy = self.proxy_for(scenario, contender)
+        pids = proxy.cpu_pids() if proxy else []
+        env = None
         if scenario == "C":
             argv = self.iperf_cmd(contender, duration)
         elif scenario == "F":
             argv = self.paced_cmd(contender, duration, rate)
             limit += F_WARMUP + F_DRAIN
+        elif scenario in HANDSHAKE_SCENARIOS:
+            argv = self.tls_load_cmd(scenario, contender, duration, pids)
+            limit += TLS_WARMUP
+            env = self.client_env
         else:
             argv = self.wrk_cmd(scenario, contender, duration)
+            if scenario in TLS_SCENARIOS:
+                env = self.client_env
         if record:
-            self.commands[(scenario, contender)] = shlex.join(argv)
-        proxy = self.proxy_for(scenario, contender)
-        pids = proxy.cpu_pids() if proxy else []
+            shown = [x for x in argv]
+            if scenario in HANDSHAKE_SCENARIOS:  # pids and temp dir vary per run
+                shown = [("tls_load" if x == str(self.tls_load) else x) for x in argv]
+                if "-P" in shown:
+                    shown[shown.index("-P") + 1] = "PROXY_PIDS"
+            self.commands[(scenario, contender)] = (
+                ("OPENSSL_CONF=client-openssl.cnf " if env else "") + shlex.join(shown))
         cpu0 = cpu_times(pids) if pids else None
         busy0 = cpu_busy()
         own0 = self.own_cpu()
         # every other proxy process (both modes) should stay idle
         others = {p.name: p.cpu_pids() for p in list(self.proxy.values())
-                  + list(self.hproxy.values()) if p is not proxy}
+                  + list(self.hproxy.values()) + list(self.sproxy.values()) if p is not proxy}
         others0 = {n: sum(cpu_times(ps)) for n, ps in others.items() if ps}
         t0 = time.monotonic()
         try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=limit)
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=limit, env=env)
         except subprocess.TimeoutExpired:
             raise BenchError(f"{shlex.join(argv)} did not finish in {limit}s")
         wall = time.monotonic() - t0
@@ -579,6 +791,16 @@ class Bench:
                 res["seconds"] = recv["seconds"]
                 res["mbps"] = recv["bits_per_second"] / 8 / 1e6
                 res["retransmits"] = j["end"].get("sum_sent", {}).get("retransmits")
+        elif scenario in HANDSHAKE_SCENARIOS:
+            if r.returncode != 0:
+                res["error"] = f"tls_load exit {r.returncode}: {r.stderr.strip()[-300:]}"
+            else:
+                try:
+                    res.update(parse_tls_load(r.stdout))
+                except (BenchError, KeyError) as e:
+                    res["error"] = str(e)[:300]
+                if res.get("requests") == 0:
+                    res["error"] = "no handshake completed"
         elif scenario == "F":
             if r.returncode != 0:
                 res["error"] = f"paced_load exit {r.returncode}: {r.stderr.strip()[-300:]}"
@@ -608,6 +830,11 @@ class Bench:
             else:
                 u, sy = cpu_times(pids_after)
                 res["cpu_user"], res["cpu_sys"] = u - cpu0[0], sy - cpu0[1]
+                if scenario in HANDSHAKE_SCENARIOS and "window_cpu_user" in res:
+                    # tls_load read the proxy's CPU time at the start and the
+                    # end of its recorded window (warm-up excluded)
+                    res["cpu_user"], res["cpu_sys"] = (res["window_cpu_user"],
+                                                       res["window_cpu_sys"])
                 res["cpu"] = res["cpu_user"] + res["cpu_sys"]
                 if scenario != "C" and res.get("requests"):
                     # F: every answered request (warm-up and priming included)
@@ -644,7 +871,27 @@ class Bench:
         if "error" in res and "rps" not in res and "mbps" not in res:
             return f"ERROR {res['error']}"
         parts = []
-        if scenario == "F":
+        if scenario in HANDSHAKE_SCENARIOS:
+            parts.append(f"{res['rps']:9.0f} handshakes/s, resumed {res['resumed']} of "
+                         f"{res['requests']} ({res['resumed_fraction'] * 100:.1f}%)")
+            if res.get("p50") is not None:
+                parts.append(f"connection p50 {fmt_lat(res['p50'])} p99 {fmt_lat(res['p99'])} "
+                             f"(handshake p50 {fmt_lat(res['hs_p50'])} "
+                             f"p99 {fmt_lat(res['hs_p99'])})")
+            if "cpu_per_req" in res:
+                parts.append(f"proxy CPU {res['cpu_per_req'] * 1e6:.2f} us/handshake "
+                             f"(user {res['user_per_req'] * 1e6:.2f} + "
+                             f"sys {res['sys_per_req'] * 1e6:.2f})")
+            if res.get("client_cpu_per_req"):
+                parts.append(f"tls_load CPU {res['client_cpu_per_req'] * 1e6:.2f} us/handshake")
+            neg = res.get("negotiated")
+            if neg:
+                parts.append(f"{neg['protocol']} {neg['cipher']} {neg['group']} "
+                             f"{neg['signature']}")
+            errs = {k: v for k, v in res.get("errors", {}).items() if v}
+            if errs:
+                parts.append(f"errors {errs}")
+        elif scenario == "F":
             parts.append(f"{res['rps']:9.0f} req/s (paced at {res['rate']:.0f})")
             if res.get("p50") is not None:
                 parts.append(f"p50 {fmt_lat(res['p50'])} p90 {fmt_lat(res['p90'])} "
@@ -699,6 +946,9 @@ class Bench:
         if self.http:
             for c in CONTENDERS:
                 self.measure("D", c, duration=1, record=False)
+        if self.tls:
+            for c in self.contenders("I"):
+                self.measure("I", c, duration=1, record=False)
         # F's rate comes from D's results, so F gets its own rounds after the others
         main = [sc for sc in self.scenarios if sc != "F"]
         self.run_rounds(main)
@@ -731,7 +981,7 @@ class Bench:
             k = rnd % len(CONTENDERS)
             order = CONTENDERS[k:] + CONTENDERS[:k]
             for s in scenarios:
-                for c in order:
+                for c in [c for c in order if c in self.contenders(s)]:
                     res = self.measure(s, c)
                     log(f"[round {rnd + 1}/{self.rounds}] {s} {LABEL[c]:8s} "
                         + self.describe(s, c, res))
@@ -851,6 +1101,12 @@ class Bench:
                                  self.dir / "nginx-http.stderr.log",
                                  self.dir / "nginx-http.out.log"],
             })
+        if self.tls:
+            files.update({
+                f"{c} (https)": [self.dir / f"{c}-https.error.log",
+                                 self.dir / f"{c}-https.stderr.log",
+                                 self.dir / f"{c}-https.out.log"]
+                for c in PROXIES if c in self.sproxy})
         for name, paths in files.items():
             lines = []
             for p in paths:
@@ -924,6 +1180,17 @@ def summarize(b):
                 d["p50"] = med(runs, "p50")
                 d["p99"] = med(runs, "p99")
                 d["cpu_per_req"] = med(runs, "cpu_per_req")
+                if sc in HANDSHAKE_SCENARIOS:
+                    for k in ("hs_p50", "hs_p99", "client_cpu_per_req"):
+                        d[k] = med(runs, k)
+                    ok = [r for r in runs if "error" not in r and r.get("requests")]
+                    n_all = sum(r["requests"] for r in ok)
+                    d["resumed_fraction"] = (sum(r["resumed"] for r in ok) / n_all
+                                             if n_all else None)
+                    d["resumed_min"] = (min(r["resumed_fraction"] for r in ok)
+                                        if ok else None)
+                    d["negotiated"] = sorted({tuple(r["negotiated"].values()) for r in ok
+                                              if r.get("negotiated")})
                 if sc == "F":
                     for k in ("p90", "p999", "max", "svc_p50", "svc_p99", "lag_p99",
                               "max_backlog"):
@@ -994,6 +1261,31 @@ def goals(s):
         g.append((3, "F", f"p99 latency at a fixed rate, fulcrum / better peer ({name}) "
                           f"≤ {GOAL_H_P99_VS_BEST_PEER:.2f}x (no worse than either)", pr,
                   met(pr, GOAL_H_P99_VS_BEST_PEER, False)))
+    for sc, what, goal in (("G", "full handshakes/s", GOAL_T_FULL_VS_BEST_PEER),
+                           ("H", "resumed handshakes/s", GOAL_T_RESUMED_VS_BEST_PEER),
+                           ("I", "HTTPS keep-alive requests/s", GOAL_T_RPS_VS_BEST_PEER)):
+        if sc not in s:
+            continue
+        f = s[sc]["fulcrum"]
+        best, name = best_peer(s, sc, "rps", True)
+        rr = ratio(f["rps"], best)
+        text = f"{what}, fulcrum / better peer ({name}) ≥ {goal:.2f}x"
+        verdict = met(rr, goal, True)
+        if sc == "H":
+            low = [f"{LABEL[c]} {s[sc][c]['resumed_fraction'] * 100:.1f}%" for c in PROXIES
+                   if s[sc][c]["resumed_fraction"] is not None
+                   and s[sc][c]["resumed_fraction"] < 0.99]
+            if low:
+                text += " — **resumed fraction below 99%: " + ", ".join(low) + "**"
+                if verdict == "**met**":
+                    verdict = "**met, but not all handshakes resumed**"
+        g.append((4, sc, text, rr, verdict))
+        best, name = best_peer(s, sc, "cpu_per_req", False)
+        cr = ratio(f["cpu_per_req"], best)
+        per = "request" if sc == "I" else "handshake"
+        g.append((4, sc, f"proxy CPU per {per}, fulcrum / better peer ({name}); no goal set, "
+                         f"but what decides {what} when the client side saturates", cr,
+                  "(no goal)" if cr is not None else "not measured"))
     return g
 
 
@@ -1016,6 +1308,12 @@ def plot_panels(s):
     add("E", "E: HTTP proxy CPU µs per request", "cpu_per_req", PROXIES, 1e6, "{:.2f}")
     if "F" in s:
         add("F", "F: HTTP p99 latency µs at a fixed rate", "p99", CONTENDERS, 1e6, "{:,.0f}")
+    add("G", "G: HTTPS full handshakes/s", "rps", PROXIES)
+    add("H", "H: HTTPS resumed handshakes/s", "rps", PROXIES)
+    add("I", "I: HTTPS requests/s (keep-alive)", "rps", PROXIES)
+    add("G", "G: proxy CPU µs per full handshake", "cpu_per_req", PROXIES, 1e6, "{:.1f}")
+    add("H", "H: proxy CPU µs per resumed handshake", "cpu_per_req", PROXIES, 1e6, "{:.1f}")
+    add("I", "I: HTTPS proxy CPU µs per request", "cpu_per_req", PROXIES, 1e6, "{:.2f}")
     return panels
 
 
@@ -1120,6 +1418,8 @@ def machine_info(b):
         "NGINX": first_line(["nginx", "-v"]),
         "wrk": first_line(["wrk", "-v"]),
         "iperf3": first_line(["iperf3", "-v"]),
+        "OpenSSL": first_line(["openssl", "version"]) + " (the system library: HAProxy, "
+                   "NGINX, wrk and tls_load all use it)",
         "Python": platform.python_version(),
     }
 
@@ -1142,75 +1442,25 @@ def git_rev():
         return "?"
 
 
-def report(b, out):
-    s = summarize(b)
-    g = goals(s)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot = write_plot(out)(s)
-    info = machine_info(b)
+def span(scen):
+    """'A–F' for consecutive scenarios, else 'A, C'."""
+    idx = [SCENARIOS.index(x) for x in scen]
+    if len(scen) > 2 and idx == list(range(idx[0], idx[0] + len(idx))):
+        return f"{scen[0]}–{scen[-1]}"
+    return ", ".join(scen)
+
+
+def sections(b, s, g):
+    """The report's parts for this run: {scenario: lines of its section}
+    (plus "parser"), rendered from this run's results."""
     scen = b.scenarios
+    out = {}
     L = []
     w = L.append
-    w("# Benchmarks")
-    w("")
-    w(f"Generated by `make bench` (`/usr/bin/python3 bench/run.py"
-      f"{' ' + ' '.join(b.args.argv) if b.args.argv else ''}`) on "
-      f"{b.started:%Y-%m-%d %H:%M} UTC, in {(b.finished - b.started).total_seconds() / 60:.1f} min. "
-      f"{b.rounds} interleaved round(s) of "
-      + (f"{b.duration} s per run" if not b.http else
-         f"{b.duration} s per run (TCP scenarios A–C), {b.http_duration} s per run (HTTP "
-         f"scenarios D–F)" if b.tcp else f"{b.http_duration} s per run")
-      + "; every number is the "
-      f"**median over the rounds**, ratios are ratios of medians. "
-      f"Re-run with `make bench`; see `bench/README.md` for the method.")
-    if scen != SCENARIOS:
-        w("")
-        w(f"> **Partial run**: scenarios {', '.join(scen)} only (`--scenarios`).")
-    if b.args.quick:
-        w("")
-        w("> **Quick smoke run** (`--quick`): one short round, not a measurement.")
-    fl_all = [r["foreign_load"] for sc in scen for c in CONTENDERS
-              for r in b.results[sc][c] if r.get("foreign_load") is not None]
-    n_bad = sum(1 for x in fl_all if x > 0.25)
-    idle_bad = max(list(b.baseline.values()) + list(b.baseline_after.values())) > 0.25
-    if n_bad or idle_bad:
-        w("")
-        w(f"> **Warning: the machine was not quiet.** Processes the benchmark did not start "
-          f"used more than 25% of a CPU during {n_bad} of {len(fl_all)} runs (median "
-          f"{statistics.median(fl_all) * 100 if fl_all else 0:.0f}% of one CPU)"
-          + (", and while every server was idle before or after the runs" if idle_bad else "")
-          + ". The figures below are disturbed; see Observations, and re-run on a quiet "
-          "machine (`--wait-quiet S` waits for one).")
-    if b.tcp:
-        w("")
-        w("## Goals (issue 2)")
-        w("")
-        w("| scenario | goal | measured | result |")
-        w("|---|---|---|---|")
-        for issue, sc, text, x, verdict in g:
-            if issue == 2:
-                w(f"| {sc} | {text} | {fr(x, 3)} | {verdict} |")
-        if "A" in scen or "B" in scen:
-            w("")
-            w("The issue states the request goals for small HTTP requests through the TCP "
-              "listener; they are checked here both with keep-alive (A) and with a new "
-              "connection per request (B).")
-    if b.http:
-        w("")
-        w("## Goals (issue 3)")
-        w("")
-        w("| scenario | goal | measured | result |")
-        w("|---|---|---|---|")
-        for issue, sc, text, x, verdict in g:
-            if issue == 3:
-                w(f"| {sc} | {text} | {fr(x, 3)} | {verdict} |")
-        w("")
-        w("The proxies in HTTP mode (fulcrum `protocol: http`, HAProxy `mode http`, NGINX "
-          "`http` `proxy_pass`), each keeping idle connections to the backend. \"Better "
-          "peer\" is the better of HAProxy and NGINX on that figure.")
-    w("")
-    w(f"![benchmark plot]({plot.name})")
-    w("")
+
+    def take(key):
+        out[key] = list(L)
+        L.clear()
 
     def busy(d):
         if d["busy_proxy_cpu"] is None:
@@ -1223,15 +1473,15 @@ def report(b, out):
                  if x is not None]
         best = min(peers) if peers else None
         d = s[sc][c]
-        if sc in HTTP_SCENARIOS:
+        if sc in HTTP_SCENARIOS or sc in TLS_SCENARIOS:
             h = {"rps": best_peer(s, sc, "rps", True)[0]}
         return (fr(ratio(d["rps"], s[sc]["direct"]["rps"])),
                 fr(ratio(d["rps"], h["rps"])),
                 fr(ratio(d["cpu_per_req"], best)) if c != "direct" else "–")
 
-    def cpu_cell(d):
-        return (f"{d['cpu_per_req'] * 1e6:.2f} µs ({d['user_per_req'] * 1e6:.2f} + "
-                f"{d['sys_per_req'] * 1e6:.2f})" if d["cpu_per_req"] is not None else "–")
+    def cpu_cell(d, scale=1e6, digits=2):
+        return (f"{d['cpu_per_req'] * scale:.{digits}f} µs ({d['user_per_req'] * scale:.{digits}f} + "
+                f"{d['sys_per_req'] * scale:.{digits}f})" if d["cpu_per_req"] is not None else "–")
 
     def errs_cell(d):
         errs = ", ".join(f"{k} {v}" for k, v in d["errors"].items()) or "none"
@@ -1239,13 +1489,46 @@ def report(b, out):
             errs += f"; {d['runs'] - d['n']} failed run(s)"
         return errs
 
+    def skipped_rows(sc):
+        if b.fulcrum_tls_skip and sc in TLS_SCENARIOS:
+            w("")
+            w(f"fulcrum did not run: {b.fulcrum_tls_skip}")
+
+    def tls_line(sc):
+        """What the contenders negotiated (openssl s_client probe at the start
+        of the run; tls_load's own report in G and H)."""
+        seen = {}
+        for c in b.contenders(sc):
+            p = b.tls_params.get(c)
+            if p:
+                seen.setdefault((p["protocol"], p["cipher"], p["group"], p["signature"]),
+                                []).append(LABEL[c])
+            if sc in HANDSHAKE_SCENARIOS:
+                for t in s[sc][c].get("negotiated") or []:
+                    seen.setdefault(tuple(t), [])
+                    if LABEL[c] not in seen[tuple(t)]:
+                        seen[tuple(t)].append(LABEL[c])
+        if len(seen) == 1:
+            (proto, cipher, group, sig), = seen.keys()
+            w(f"Negotiated with every contender: {proto}, `{cipher}`, key exchange {group}, "
+              f"server signature {sig} (ECDSA P-256 certificate).")
+        elif seen:
+            w("**The contenders did not all negotiate the same TLS parameters:** " + "; ".join(
+                f"{', '.join(who)}: {' '.join(k)}" for k, who in seen.items()) + ".")
+
     def wrk_table(sc):
-        w(f"## {SCENARIO_TITLE[sc]}")
-        w("")
         close = " `-H 'Connection: close'`" if sc in CLOSE_SCENARIOS else ""
         dur = b.scenario_duration(sc)
-        text = (f"wrk, 1 thread, {WRK_CONNECTIONS} connections, {dur} s{close}, "
-                f"against an NGINX backend returning a 6-byte body.")
+        if sc == "I":
+            text = (f"wrk, 1 thread, {WRK_CONNECTIONS} connections, {dur} s, over HTTPS "
+                    f"(`https://`, TLS 1.3) to the proxies, which forward plain HTTP to the "
+                    f"same NGINX backend as in D–F (6-byte body) over pooled keep-alive "
+                    f"connections. Each wrk connection makes one full handshake and then "
+                    f"carries requests for the whole run, so this measures TLS record "
+                    f"processing and proxying, not handshakes.")
+        else:
+            text = (f"wrk, 1 thread, {WRK_CONNECTIONS} connections, {dur} s{close}, "
+                    f"against an NGINX backend returning a 6-byte body.")
         if sc == "D":
             text += " The proxies keep their backend connections open and reuse them."
         if sc == "E":
@@ -1253,29 +1536,89 @@ def report(b, out):
                      "their backend connections (direct: the backend closes after each "
                      "response).")
         w(text)
+        if sc == "I":
+            w("")
+            tls_line(sc)
+        skipped_rows(sc)
         w("")
-        vs = "vs better peer" if sc in HTTP_SCENARIOS else "vs HAProxy"
+        vs = "vs better peer" if sc in HTTP_SCENARIOS or sc in TLS_SCENARIOS else "vs HAProxy"
+        direct_col = "" if sc in TLS_SCENARIOS else " vs direct |"
         w(f"| contender | requests/s | min – max | p50 | p99 | proxy CPU / request (user + sys, each a median) "
           f"| CPU {b.proxy_cpu} / CPU {b.load_cpu} busy "
-          f"| vs direct | {vs} | CPU vs better peer | errors |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-        for c in CONTENDERS:
+          f"|{direct_col} {vs} | CPU vs better peer | errors |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|" + ("" if sc in TLS_SCENARIOS else "---:|")
+          + "---:|---|")
+        for c in b.contenders(sc):
             d = s[sc][c]
             lo, hi = d["rps_range"]
             rng = f"{lo:,.0f} – {hi:,.0f}" if lo is not None else "n/a"
             vd, vh, vc = ratio_cols(sc, c)
             rps = f"{d['rps']:,.0f}" if d["rps"] is not None else "n/a"
+            dcell = "" if sc in TLS_SCENARIOS else f" {vd} |"
             w(f"| {LABEL[c]} | {rps} | {rng} | {fmt_lat(d['p50'])} | {fmt_lat(d['p99'])} "
-              f"| {cpu_cell(d)} | {busy(d)} | {vd} | {vh} | {vc} | {errs_cell(d)} |")
+              f"| {cpu_cell(d)} | {busy(d)} |{dcell} {vh} | {vc} | {errs_cell(d)} |")
+        w("")
+
+    def handshake_table(sc):
+        dur = b.scenario_duration(sc)
+        if sc == "G":
+            w(f"`bench/tls_load.c`, {TLS_CONNECTIONS} concurrent connections, {dur} s recorded "
+              f"after {TLS_WARMUP:g} s of warm-up: each connection is a new TCP connection, a "
+              f"full TLS 1.3 handshake (no session offered: certificate, ECDHE, signature), one "
+              f"`GET /` with `Connection: close`, the response (6-byte body, from the NGINX "
+              f"backend over the proxy's pooled plain-HTTP connections), a close_notify and "
+              f"close; then the next one starts. One connection = one handshake = one "
+              f"request.")
+        else:
+            w(f"As G, but each connection offers the newest session ticket its slot received "
+              f"(TLS 1.3 PSK resumption with ECDHE, the mode every server offers by default): "
+              f"no certificate and no signature, but still a key exchange. The first "
+              f"connection of each slot (in the warm-up) is a full handshake. \"resumed\" is "
+              f"the share of the recorded handshakes the server actually resumed "
+              f"(`SSL_session_reused`), over all rounds, and its lowest value in one round.")
+        w("")
+        w(f"The client's TLS work is heavy too (for a full handshake, signature verification "
+          f"costs more than signing), and it shares CPU {b.load_cpu} with the backend, so "
+          f"handshakes/s can be bounded by the load side (CPU {b.load_cpu} busy close to "
+          f"100%); the proxy's CPU time per handshake, read by tls_load at the start and the "
+          f"end of the recorded window, is then the figure that separates the proxies. "
+          f"\"connection\" latency runs from `connect()` to the last byte of the response, "
+          f"\"handshake\" to the end of the handshake.")
+        w("")
+        tls_line(sc)
+        skipped_rows(sc)
+        w("")
+        w(f"| contender | handshakes/s | min – max | resumed (min) | connection p50 | p99 "
+          f"| handshake p50 | p99 | proxy CPU / handshake (user + sys, each a median) "
+          f"| tls_load CPU / handshake | CPU {b.proxy_cpu} / CPU {b.load_cpu} busy "
+          f"| vs better peer | CPU vs better peer | errors |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        best_rps = best_peer(s, sc, "rps", True)[0]
+        best_cpu = best_peer(s, sc, "cpu_per_req", False)[0]
+        for c in b.contenders(sc):
+            d = s[sc][c]
+            lo, hi = d["rps_range"]
+            rng = f"{lo:,.0f} – {hi:,.0f}" if lo is not None else "n/a"
+            rps = f"{d['rps']:,.0f}" if d["rps"] is not None else "n/a"
+            res = (f"{d['resumed_fraction'] * 100:.1f}% ({d['resumed_min'] * 100:.1f}%)"
+                   if d["resumed_fraction"] is not None else "n/a")
+            if sc == "H" and d["resumed_fraction"] is not None and d["resumed_fraction"] < 0.99:
+                res = f"**{res}**"
+            ccpu = (f"{d['client_cpu_per_req'] * 1e6:.1f} µs"
+                    if d["client_cpu_per_req"] is not None else "–")
+            w(f"| {LABEL[c]} | {rps} | {rng} | {res} | {fmt_lat(d['p50'])} "
+              f"| {fmt_lat(d['p99'])} | {fmt_lat(d['hs_p50'])} | {fmt_lat(d['hs_p99'])} "
+              f"| {cpu_cell(d, digits=1)} | {ccpu} | {busy(d)} "
+              f"| {fr(ratio(d['rps'], best_rps))} | {fr(ratio(d['cpu_per_req'], best_cpu))} "
+              f"| {errs_cell(d)} |")
         w("")
 
     for sc in ("A", "B"):
         if sc in scen:
             wrk_table(sc)
+            take(sc)
     sc = "C"
     if sc in scen:
-        w(f"## {SCENARIO_TITLE[sc]}")
-        w("")
         w(f"iperf3, one TCP stream client → server for {b.duration} s; MB = 10⁶ bytes, "
           f"received bytes / time at the server.")
         w("")
@@ -1293,13 +1636,13 @@ def report(b, out):
             w(f"| {LABEL[c]} | {mb}{fail} | {rng} | {fr(ratio(d['mbps'], s[sc]['direct']['mbps']))} "
               f"| {cpu} | {busy(d)} |")
         w("")
+        take(sc)
     for sc in ("D", "E"):
         if sc in scen:
             wrk_table(sc)
+            take(sc)
     sc = "F"
     if sc in scen:
-        w(f"## {SCENARIO_TITLE[sc]}")
-        w("")
         w(f"`bench/paced_load.c`: {b.f_rate:,.0f} requests/s ({b.f_rate_how}), open loop, "
           f"over {F_CONNECTIONS} keep-alive connections, {b.http_duration} s recorded after "
           f"{F_WARMUP:g} s of warm-up at the same rate. Latency runs from the moment a request "
@@ -1326,9 +1669,15 @@ def report(b, out):
               f"| {fr(ratio(d['p99'], best_p99))} | {cpu_cell(d)} | {busy(d)} "
               f"| {errs_cell(d)} |")
         w("")
+        take(sc)
+    for sc in ("G", "H"):
+        if sc in scen:
+            handshake_table(sc)
+            take(sc)
+    if "I" in scen:
+        wrk_table("I")
+        take("I")
     if b.http:
-        w("## HTTP/1.1 request parser (microbenchmark)")
-        w("")
         pb = b.parser_bench or {}
         if pb.get("runs"):
             runs = pb["runs"]
@@ -1349,75 +1698,23 @@ def report(b, out):
         else:
             w(f"Not measured: {pb.get('error', 'not run')}.")
         w("")
+        take("parser")
+    return out
 
-    w("## Machine and versions")
-    w("")
-    w("| | |")
-    w("|---|---|")
-    w(f"| date | {b.started:%Y-%m-%d} |")
-    for k, v in info.items():
-        w(f"| {k} | {v.replace('|', '/')} |")
-    w("")
-    w("## Setup")
-    w("")
-    if b.tcp:
-        w(f"- Every proxy runs with one worker (fulcrum `global.workers: 1`, HAProxy "
-          f"`nbthread 1`, NGINX `worker_processes 1`), no access log, pinned with "
-          f"`taskset -c {b.proxy_cpu}`. wrk, iperf3 (client and server) and the NGINX HTTP "
-          f"backend are pinned to CPU {b.load_cpu}.")
-    if b.http:
-        w(f"- HTTP scenarios (D–F): separate proxy processes in HTTP mode, one worker each, "
-          f"no access log, pinned with `taskset -c {b.proxy_cpu}`: fulcrum with an `http` "
-          f"listener and an `http` pool (`keepalive: {{max_idle: 64}}`); HAProxy `mode http`, "
-          f"`http-reuse always`, `nbthread 1`; NGINX `proxy_pass` to an upstream with "
-          f"`keepalive 64`, `proxy_http_version 1.1`, `proxy_set_header Connection \"\"`, "
-          f"`worker_processes 1`, and `keepalive_requests` raised on both sides (NGINX "
-          f"otherwise closes every connection after 1,000 requests; the others have no such "
-          f"limit). fulcrum adds `X-Forwarded-For`, `-Proto`, `-Host` and `-Port` to every "
-          f"request (it cannot be turned off); HAProxy and NGINX are not configured to add "
-          f"any. wrk, the paced load generator and the NGINX backend are pinned to "
-          f"CPU {b.load_cpu}.")
-    w("- All proxies run for the whole benchmark on their own ports; the one under "
-      "test is the only one with traffic. Each round runs every contender once per "
-      "scenario, in an order rotated by one each round; a 1 s unrecorded warm-up "
-      "precedes round 1." + (" Scenario F needs D's results for its rate, so its rounds "
-                             "follow the others'." if "F" in scen else ""))
-    w("- Proxy CPU time is utime + stime from `/proc/PID/stat` (all threads; for NGINX "
-      "the sum of the worker processes) read before and after the load run, divided by "
-      "the requests wrk completed (A, B, D, E), by every request answered in the run, "
-      "warm-up included (F), or by the gigabytes moved (C). Softirq work of "
-      "the loopback path is charged to whichever process was running, so these figures "
-      "include part of the kernel's TCP processing; the user + sys split shows how much "
-      "is the proxy's own code.")
-    w(f"- CPU busy columns: share of the run's wall time that CPU {b.proxy_cpu} (proxy) and "
-      f"CPU {b.load_cpu} (load generator + backend) were not idle, from `/proc/stat`, all "
-      f"processes and interrupts included. With every server idle (2 s before and after "
-      f"the runs) the machine showed "
-      + ", ".join(f"CPU {c} {v * 100:.0f}%" for c, v in b.baseline.items()) + " and "
-      + ", ".join(f"CPU {c} {v * 100:.0f}%" for c, v in b.baseline_after.items())
-      + " busy: load from processes the benchmark did not start.")
-    w("- Configs: `bench/templates/` (ports are filled in per run).")
-    w("")
-    w("Commands of the last round (ports vary per run):")
-    w("")
-    w("```")
-    for p in b.procs:
-        w(f"# {p.name}: " + shlex.join(p.argv))
-    for sc in scen:
-        for c in CONTENDERS:
-            if (sc, c) in b.commands:
-                w(f"# {sc} {LABEL[c]}: " + b.commands[(sc, c)])
-    w("```")
-    w("")
 
-    w("## Observations")
-    w("")
-    obs = list(b.notes)
+def observations(b, s):
+    """[(scenario or "", text)] for this run: "" when it concerns the whole run."""
+    scen = b.scenarios
+    obs = [("", n) for n in b.notes]
+    if b.fulcrum_tls_skip:
+        obs.append((",".join(x for x in TLS_SCENARIOS if x in scen),
+                    f"fulcrum sat out scenarios {span([x for x in TLS_SCENARIOS if x in scen])}: "
+                    f"{b.fulcrum_tls_skip}"))
     for c in CONTENDERS:
         for sc in scen:
             for i, r in enumerate(b.results[sc][c]):
                 if "error" in r:
-                    obs.append(f"{sc} {LABEL[c]} round {i + 1}: {r['error']}")
+                    obs.append((sc, f"{sc} {LABEL[c]} round {i + 1}: {r['error']}"))
     for name, lines in b.logs.items():
         if lines:
             shown = lines[:15]
@@ -1428,26 +1725,37 @@ def report(b, out):
                 hint = (f"\n    ({len(iperf_resets)} of these are resets on connections to the "
                         f"iperf3 server, which resets its data connection at the end of each "
                         f"test: expected.)\n")
-            obs.append(f"{name} logged {len(lines)} line(s)"
-                       + (", first 15:" if len(lines) > 15 else ":") + "\n\n    "
-                       + "\n    ".join(x[:300] for x in shown) + "\n" + hint)
+            obs.append(("", f"{name} logged {len(lines)} line(s)"
+                        + (", first 15:" if len(lines) > 15 else ":") + "\n\n    "
+                        + "\n    ".join(x[:300] for x in shown) + "\n" + hint))
         else:
-            obs.append(f"{name}: nothing in its error log.")
-    for sc in ("A", "B", "D", "E"):
+            obs.append(("", f"{name}: nothing in its error log."))
+    for sc in ("A", "B", "D", "E", "G", "H", "I"):
         if sc not in scen:
             continue
-        loads = [s[sc][c]["busy_load_cpu"] for c in PROXIES if s[sc][c]["busy_load_cpu"]]
+        loads = [s[sc][c]["busy_load_cpu"] for c in b.contenders(sc) if c != "direct"
+                 and s[sc][c]["busy_load_cpu"]]
         if loads and min(loads) >= 0.95:
-            obs.append(f"Scenario {sc}: CPU {b.load_cpu} (wrk + backend) was ≥ 95% busy in the "
-                       f"median run of every proxy, so requests/s there is bounded by the "
-                       f"load side rather than by the proxy; compare proxies by CPU per "
-                       f"request (and CPU {b.proxy_cpu} busy) as much as by requests/s.")
+            who = ("tls_load + backend" if sc in HANDSHAKE_SCENARIOS else "wrk + backend")
+            per = "handshake" if sc in HANDSHAKE_SCENARIOS else "request"
+            obs.append((sc, f"Scenario {sc}: CPU {b.load_cpu} ({who}) was ≥ 95% busy in the "
+                            f"median run of every proxy, so {per}s/s there is bounded by the "
+                            f"load side rather than by the proxy; compare proxies by CPU per "
+                            f"{per} (and CPU {b.proxy_cpu} busy) as much as by {per}s/s."))
+    if "H" in scen:
+        for c in b.contenders("H"):
+            d = s["H"][c]
+            if d["resumed_fraction"] is not None and d["resumed_fraction"] < 0.99:
+                obs.append(("H", f"Scenario H: {LABEL[c]} resumed only "
+                                 f"{d['resumed_fraction'] * 100:.1f}% of the handshakes (lowest "
+                                 f"round {d['resumed_min'] * 100:.1f}%), so its figures are "
+                                 f"mostly those of full handshakes."))
     if "F" in scen:
         for c in CONTENDERS:
             d = s["F"][c]
             if d["rps"] is not None and d["rps"] < 0.98 * b.f_rate:
-                obs.append(f"Scenario F: {LABEL[c]} did not keep up with the fixed rate "
-                           f"(median {d['rps']:,.0f} of {b.f_rate:,.0f} requests/s).")
+                obs.append(("F", f"Scenario F: {LABEL[c]} did not keep up with the fixed rate "
+                                 f"(median {d['rps']:,.0f} of {b.f_rate:,.0f} requests/s)."))
         loads = [s["F"][c]["busy_load_cpu"] for c in PROXIES if s["F"][c]["busy_load_cpu"]]
         if loads and min(loads) >= 0.95:
             def load_us(sc):
@@ -1457,34 +1765,34 @@ def report(b, out):
             fu, du = load_us("F"), (load_us("D") if "D" in scen else None)
             cmp = (f" (CPU {b.load_cpu} time per request, median over the proxies: "
                    f"{fu:.1f} µs in F against {du:.1f} µs in D)" if fu and du else "")
-            obs.append(f"Scenario F: CPU {b.load_cpu} (paced_load + backend) was ≥ 95% busy in the "
-                       f"median run of every proxy, although the rate is only a fraction of D's. "
-                       f"At a fixed moderate rate every request wakes the load generator, the "
-                       f"backend and the proxy (no batching, unlike a saturating wrk), so the "
-                       f"load side costs more CPU per request than in D{cmp}. F's latencies "
-                       f"then include queueing on the load side, the same for every proxy but "
-                       f"noisy; read the p99 ratio together with its min – max spread.")
+            obs.append(("F", f"Scenario F: CPU {b.load_cpu} (paced_load + backend) was ≥ 95% busy in the "
+                        f"median run of every proxy, although the rate is only a fraction of D's. "
+                        f"At a fixed moderate rate every request wakes the load generator, the "
+                        f"backend and the proxy (no batching, unlike a saturating wrk), so the "
+                        f"load side costs more CPU per request than in D{cmp}. F's latencies "
+                        f"then include queueing on the load side, the same for every proxy but "
+                        f"noisy; read the p99 ratio together with its min – max spread."))
         waits = [(c, s["F"][c]["max_backlog"]) for c in CONTENDERS if s["F"][c]["max_backlog"]]
         if waits:
-            obs.append(f"Scenario F: at times all {F_CONNECTIONS} connections were waiting for a "
-                       f"response, so due requests queued for a free one (counted in their "
-                       f"latency); most due requests queued at once, median over the runs: "
-                       + ", ".join(f"{LABEL[c]} {v:.0f}" for c, v in waits)
-                       + ". A stall of the proxy, the backend or the load generator (or a "
-                       "burst of load from other processes) shows up this way.")
+            obs.append(("F", f"Scenario F: at times all {F_CONNECTIONS} connections were waiting for a "
+                        f"response, so due requests queued for a free one (counted in their "
+                        f"latency); most due requests queued at once, median over the runs: "
+                        + ", ".join(f"{LABEL[c]} {v:.0f}" for c, v in waits)
+                        + ". A stall of the proxy, the backend or the load generator (or a "
+                        "burst of load from other processes) shows up this way."))
     fl = [(r["foreign_load"], sc, c, i) for sc in scen for c in CONTENDERS
           for i, r in enumerate(b.results[sc][c]) if r.get("foreign_load") is not None]
     if fl:
         worst = max(fl)
         bad = [x for x in fl if x[0] > 0.25]
-        obs.append(f"CPU used by processes the benchmark did not start, during the runs: median "
-                   f"{statistics.median(x[0] for x in fl) * 100:.0f}% of one CPU, worst "
-                   f"{worst[0] * 100:.0f}% ({worst[1]} {LABEL[worst[2]]} round {worst[3] + 1})"
-                   + (f"; {len(bad)} run(s) above 25% (" + ", ".join(
-                       f"{x[1]} {LABEL[x[2]]} r{x[3] + 1}"
-                       for x in sorted(bad, key=lambda x: x[1:])[:12])
-                      + (", ..." if len(bad) > 12 else "")
-                      + "), whose figures are suspect." if bad else "."))
+        obs.append(("", f"CPU used by processes the benchmark did not start, during the runs: median "
+                    f"{statistics.median(x[0] for x in fl) * 100:.0f}% of one CPU, worst "
+                    f"{worst[0] * 100:.0f}% ({worst[1]} {LABEL[worst[2]]} round {worst[3] + 1})"
+                    + (f"; {len(bad)} run(s) above 25% (" + ", ".join(
+                        f"{x[1]} {LABEL[x[2]]} r{x[3] + 1}"
+                        for x in sorted(bad, key=lambda x: x[1:])[:12])
+                       + (", ..." if len(bad) > 12 else "")
+                       + "), whose figures are suspect." if bad else ".")))
     idle = {}
     for sc in scen:
         for c in CONTENDERS:
@@ -1494,32 +1802,382 @@ def report(b, out):
                         idle.setdefault(n, []).append((sc, c, v, r["wall"]))
     for n, items in idle.items():
         worst = max(items, key=lambda x: x[2] / x[3])
-        obs.append(f"{PROC_LABEL.get(n, n)} used CPU while idle (another contender under load) in "
-                   f"{len(items)} run(s); worst {worst[2]:.2f} s in {worst[3]:.1f} s "
-                   f"during {worst[0]} {LABEL[worst[1]]}.")
+        obs.append(("", f"{PROC_LABEL.get(n, n)} used CPU while idle (another contender under load) in "
+                    f"{len(items)} run(s); worst {worst[2]:.2f} s in {worst[3]:.1f} s "
+                    f"during {worst[0]} {LABEL[worst[1]]}."))
     if not idle:
-        obs.append("No idle proxy used more than 2% of a CPU while another contender was "
-                   "under load.")
+        obs.append(("", "No idle proxy used more than 2% of a CPU while another contender was "
+                        "under load."))
     for p in b.procs:
         for when, rc in p.exits:
-            obs.append(f"{p.name} exited unexpectedly with status {rc}.")
-    for o in obs:
-        w(f"- {o}")
+            obs.append(("", f"{p.name} exited unexpectedly with status {rc}."))
+    return obs
+
+
+def setup_bullets(b):
+    """[(scenarios the bullet is about, or "", text)] for this run."""
+    scen = b.scenarios
+    out = []
+    if b.tcp:
+        out.append((",".join(TCP_SCENARIOS),
+                    f"Every proxy runs with one worker (fulcrum `global.workers: 1`, HAProxy "
+                    f"`nbthread 1`, NGINX `worker_processes 1`), no access log, pinned with "
+                    f"`taskset -c {b.proxy_cpu}`. wrk, iperf3 (client and server) and the NGINX HTTP "
+                    f"backend are pinned to CPU {b.load_cpu}."))
+    if b.http:
+        out.append((",".join(HTTP_SCENARIOS),
+                    f"HTTP scenarios (D–F): separate proxy processes in HTTP mode, one worker each, "
+                    f"no access log, pinned with `taskset -c {b.proxy_cpu}`: fulcrum with an `http` "
+                    f"listener and an `http` pool (`keepalive: {{max_idle: 64}}`); HAProxy `mode http`, "
+                    f"`http-reuse always`, `nbthread 1`; NGINX `proxy_pass` to an upstream with "
+                    f"`keepalive 64`, `proxy_http_version 1.1`, `proxy_set_header Connection \"\"`, "
+                    f"`worker_processes 1`, and `keepalive_requests` raised on both sides (NGINX "
+                    f"otherwise closes every connection after 1,000 requests; the others have no such "
+                    f"limit). fulcrum adds `X-Forwarded-For`, `-Proto`, `-Host` and `-Port` to every "
+                    f"request (it cannot be turned off); HAProxy and NGINX are not configured to add "
+                    f"any. wrk, the paced load generator and the NGINX backend are pinned to "
+                    f"CPU {b.load_cpu}."))
+    if b.tls:
+        out.append((",".join(TLS_SCENARIOS),
+                    f"HTTPS scenarios (G–I): separate proxy processes terminating TLS, one worker "
+                    f"each, no access log, pinned with `taskset -c {b.proxy_cpu}`, forwarding plain "
+                    f"HTTP to the same NGINX backend as D–F over pooled keep-alive connections "
+                    f"(the same backend-side settings as in D–F). One self-signed ECDSA P-256 "
+                    f"certificate, made at the start of the run in the temp dir (`{b.cert_cmd}`) "
+                    f"and used by all three (HAProxy gets certificate and key in one PEM). "
+                    f"fulcrum: an `https` listener with that certificate and fulcrum's TLS "
+                    f"defaults (`bench/templates/fulcrum-https.yaml`); HAProxy: `bind ... ssl crt` "
+                    f"with `ssl-min-ver TLSv1.3` and `curves X25519:P-256` (HAProxy's default is "
+                    f"prime256v1 only), defaults otherwise: TLS tickets on, "
+                    f"`tune.ssl.cachesize 20000` (its default); NGINX: `listen ... ssl`, "
+                    f"`ssl_protocols TLSv1.3`, `ssl_session_cache shared:SSL:10m`, "
+                    f"`ssl_session_tickets on`. Every client (wrk, `bench/tls_load.c`, the "
+                    f"`openssl s_client` probe) offers TLS 1.3 only, the single cipher suite "
+                    f"`{TLS_SUITE}` and the single group {TLS_GROUP} (tls_load by its options, "
+                    f"wrk and s_client through an `OPENSSL_CONF` file), so every contender "
+                    f"negotiates the same; one s_client handshake per proxy at the start "
+                    f"records what was negotiated. The client does not verify the certificate "
+                    f"chain (it does verify the handshake signature). HAProxy 2.6 and NGINX 1.22 "
+                    f"use the system OpenSSL ({first_line(['openssl', 'version'])}). For G and H "
+                    f"the proxy's CPU time is read by tls_load at the start and the end of its "
+                    f"recorded window (warm-up excluded) and divided by the handshakes completed "
+                    f"in it; for I as in D. There is no direct path in G–I (the backend speaks "
+                    f"plain HTTP)."))
+    out.append(("", "All proxies run for the whole benchmark on their own ports; the one under "
+                    "test is the only one with traffic. Each round runs every contender once per "
+                    "scenario, in an order rotated by one each round; a 1 s unrecorded warm-up "
+                    "precedes round 1." + (" Scenario F needs D's results for its rate, so its "
+                                           "rounds follow the others'." if "F" in scen else "")))
+    out.append(("", "Proxy CPU time is utime + stime from `/proc/PID/stat` (all threads; for NGINX "
+                    "the sum of the worker processes) read before and after the load run, divided by "
+                    "the requests wrk completed (A, B, D, E, I), by every request answered in the run, "
+                    "warm-up included (F), by the handshakes of the recorded window (G, H), or by the "
+                    "gigabytes moved (C). Softirq work of "
+                    "the loopback path is charged to whichever process was running, so these figures "
+                    "include part of the kernel's TCP processing; the user + sys split shows how much "
+                    "is the proxy's own code."))
+    out.append(("", f"CPU busy columns: share of the run's wall time that CPU {b.proxy_cpu} (proxy) and "
+                    f"CPU {b.load_cpu} (load generator + backend) were not idle, from `/proc/stat`, all "
+                    f"processes and interrupts included. With every server idle (2 s before and after "
+                    f"the runs) the machine showed "
+                    + ", ".join(f"CPU {c} {v * 100:.0f}%" for c, v in b.baseline.items()) + " and "
+                    + ", ".join(f"CPU {c} {v * 100:.0f}%" for c, v in b.baseline_after.items())
+                    + " busy: load from processes the benchmark did not start."))
+    out.append(("", "Configs: `bench/templates/` (ports are filled in per run)."))
+    return out
+
+
+def durations_text(b):
+    parts = []
+    if b.tcp:
+        parts.append(f"{b.duration} s per run (TCP scenarios A–C)")
+    if b.http:
+        parts.append(f"{b.http_duration} s per run (HTTP scenarios D–F)")
+    if b.tls:
+        parts.append(f"{b.tls_duration} s per run (HTTPS scenarios G–I; G and H after "
+                     f"{TLS_WARMUP:g} s of warm-up)")
+    return ", ".join(parts)
+
+
+def run_record(b, s, g):
+    """This run, as stored in the results file: what was run, where and how,
+    and the rendered parts of the report that belong to each scenario."""
+    scen = b.scenarios
+    rid = f"{b.started:%Y-%m-%dT%H:%M:%S}Z"
+    fl_all = [r["foreign_load"] for sc in scen for c in CONTENDERS
+              for r in b.results[sc][c] if r.get("foreign_load") is not None]
+    n_bad = sum(1 for x in fl_all if x > 0.25)
+    idle_bad = max(list(b.baseline.values()) + list(b.baseline_after.values())) > 0.25
+    warning = None
+    if n_bad or idle_bad:
+        warning = (f"Processes the benchmark did not start used more than 25% of a CPU during "
+                   f"{n_bad} of {len(fl_all)} runs (median "
+                   f"{statistics.median(fl_all) * 100 if fl_all else 0:.0f}% of one CPU)"
+                   + (", and while every server was idle before or after the runs"
+                      if idle_bad else "") + ".")
+    run = {
+        "id": rid,
+        "started": f"{b.started:%Y-%m-%d %H:%M}",
+        "minutes": round((b.finished - b.started).total_seconds() / 60, 1),
+        "command": "/usr/bin/python3 bench/run.py" + (" " + " ".join(b.args.argv)
+                                                      if b.args.argv else ""),
+        "rounds": b.rounds,
+        "durations": durations_text(b),
+        "quick": bool(b.args.quick),
+        "scenarios": scen,
+        "warning": warning,
+        "machine": [[k, v] for k, v in machine_info(b).items()],
+        "setup": [list(x) for x in setup_bullets(b)],
+        "procs": [f"# {p.name}: " + shlex.join(p.argv) for p in b.procs],
+        "observations": [list(x) for x in observations(b, s)],
+    }
+    parts = sections(b, s, g)
+    records = {}
+    for sc in scen:
+        plot = {}
+        for c in CONTENDERS:
+            plot[c] = {k: s[sc][c].get(k) for k in ("rps", "cpu_per_req", "mbps", "p99")}
+        records[sc] = {
+            "run": rid,
+            "section": parts.get(sc, []),
+            "goals": [[issue, text, fr(x, 3), verdict] for issue, gsc, text, x, verdict in g
+                      if gsc == sc],
+            "runs": [f"| {i + 1} | {sc} | {LABEL[c]} | {b.describe(sc, c, r)} |"
+                     for c in CONTENDERS for i, r in enumerate(b.results[sc][c])],
+            "commands": [f"# {sc} {LABEL[c]}: " + b.commands[(sc, c)]
+                         for c in CONTENDERS if (sc, c) in b.commands],
+            "plot": plot,
+            "summary": json.loads(json.dumps(s[sc], default=str)),
+        }
+        if sc in TLS_SCENARIOS and b.fulcrum_tls_skip:
+            records[sc]["fulcrum_skipped"] = b.fulcrum_tls_skip
+    if "parser" in parts:
+        records["parser"] = {"run": rid, "section": parts["parser"], "goals": [], "runs": [],
+                             "commands": [], "plot": {}}
+    return run, records
+
+
+def load_store(path):
+    if path.exists():
+        try:
+            store = json.loads(path.read_text())
+            if store.get("format") == RESULTS_FORMAT:
+                return store
+            log(f"bench: {path} has another format; starting a new one")
+        except ValueError as e:
+            log(f"bench: {path} is unreadable ({e}); starting a new one")
+    return {"format": RESULTS_FORMAT, "runs": {}, "scenarios": {}}
+
+
+def merge_store(store, run, records):
+    """This run's scenarios replace the stored ones; runs no scenario comes
+    from any more are dropped."""
+    store["runs"][run["id"]] = run
+    store["scenarios"].update(records)
+    used = {r["run"] for r in store["scenarios"].values()}
+    store["runs"] = {k: v for k, v in store["runs"].items() if k in used}
+    return store
+
+
+def compose(store, out, store_path):
+    """docs/benchmarks.md (or --out) and its plot, from every stored scenario."""
+    recs = store["scenarios"]
+    order = sorted(store["runs"].values(), key=lambda r: r["id"])
+    num = {r["id"]: i + 1 for i, r in enumerate(order)}
+    shown = [sc for sc in SCENARIOS if sc in recs]
+    from_run = {rid: [sc for sc in shown if recs[sc]["run"] == rid] for rid in num}
+    multi = len(order) > 1
+
+    def rname(rid):
+        return f"run {num[rid]}" if multi else "this run"
+
+    L = []
+    w = L.append
+    w("# Benchmarks")
     w("")
+    if multi:
+        try:
+            where = store_path.resolve().relative_to(ROOT)
+        except ValueError:
+            where = store_path
+        w(f"Rendered by `bench/run.py` from the figures stored in `{where}`: each "
+          f"scenario comes from the latest run that included it.")
+        w("")
+    for r in order:
+        scs = from_run[r["id"]] + (["parser microbenchmark"]
+                                   if recs.get("parser", {}).get("run") == r["id"] else [])
+        lead = (f"- **Run {num[r['id']]}** (scenarios {span([x for x in scs if len(x) == 1])}"
+                + (", parser microbenchmark" if "parser microbenchmark" in scs else "")
+                + "): generated" if multi else "Generated")
+        how = ("`make bench` (`" + r["command"] + "`)"
+               if r["command"] == "/usr/bin/python3 bench/run.py"
+               else "`" + r["command"] + "`")
+        w(f"{lead} by {how} on {r['started']} UTC, in "
+          f"{r['minutes']:.1f} min. {r['rounds']} interleaved round(s) of {r['durations']}"
+          + ("." if multi else "; every number is the **median over the rounds**, ratios are "
+             "ratios of medians. Re-run with `make bench`; see `bench/README.md` for the method."))
+    if multi:
+        w("")
+        w("Every number is the **median over the rounds** of its run, ratios are ratios of "
+          "medians. Re-run with `make bench` (all scenarios) or "
+          "`bench/run.py --scenarios LIST` (those only); see `bench/README.md` for the method.")
+    for r in order:
+        if r.get("quick"):
+            w("")
+            w(f"> **Quick smoke run** ({rname(r['id'])}, `--quick`): one short round, not a "
+              f"measurement.")
+        if r.get("warning"):
+            w("")
+            w(f"> **Warning: the machine was not quiet** ({rname(r['id'])}). {r['warning']} "
+              f"The figures of {rname(r['id'])} are disturbed; see Observations, and re-run on "
+              f"a quiet machine (`--wait-quiet S` waits for one).")
+    goal_notes = {
+        2: ("The issue states the request goals for small HTTP requests through the TCP "
+            "listener; they are checked here both with keep-alive (A) and with a new "
+            "connection per request (B).", ("A", "B")),
+        3: ("The proxies in HTTP mode (fulcrum `protocol: http`, HAProxy `mode http`, NGINX "
+            "`http` `proxy_pass`), each keeping idle connections to the backend. \"Better "
+            "peer\" is the better of HAProxy and NGINX on that figure.", tuple(HTTP_SCENARIOS)),
+        4: ("TLS 1.3 terminated at the proxy (fulcrum `protocol: https`, HAProxy `bind ... "
+            "ssl`, NGINX `listen ... ssl`), same ECDSA P-256 certificate, the same cipher "
+            "suite and key-exchange group for all, plain HTTP to the backend. \"Better peer\" "
+            "is the better of HAProxy and NGINX on that figure. The CPU rows have no goal; "
+            "they show what the handshake goals depend on when the load generator, not the "
+            "proxy, is the limit.", tuple(TLS_SCENARIOS)),
+    }
+    for issue in (2, 3, 4):
+        rows = [(sc, row) for sc in shown for row in recs[sc]["goals"] if row[0] == issue]
+        if not rows:
+            continue
+        w("")
+        w(f"## Goals (issue {issue})")
+        w("")
+        w("| scenario | goal | measured | result |")
+        w("|---|---|---|---|")
+        for sc, (_, text, x, verdict) in rows:
+            w(f"| {sc} | {text} | {x} | {verdict} |")
+        note, scs = goal_notes[issue]
+        if any(x in shown for x in scs):
+            w("")
+            w(note)
+        skipped = [sc for sc in shown if recs[sc].get("fulcrum_skipped") and issue == 4]
+        if skipped:
+            w("")
+            w(f"**fulcrum did not run in {span(skipped)}**: "
+              f"{recs[skipped[0]]['fulcrum_skipped']}")
+    plot_s = {}
+    for sc in shown:
+        plot_s[sc] = {c: {k: (recs[sc]["plot"].get(c) or {}).get(k)
+                          for k in ("rps", "cpu_per_req", "mbps", "p99")} for c in CONTENDERS}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot = write_plot(out)(plot_s)
+    w("")
+    w(f"![benchmark plot]({plot.name})")
+    w("")
+    for sc in shown:
+        w(f"## {SCENARIO_TITLE[sc]}")
+        w("")
+        if multi:
+            r = store["runs"][recs[sc]["run"]]
+            w(f"*From run {num[r['id']]} ({r['started']} UTC).*")
+            w("")
+        L.extend(recs[sc]["section"])
+    if "parser" in recs:
+        w("## HTTP/1.1 request parser (microbenchmark)")
+        w("")
+        if multi:
+            r = store["runs"][recs["parser"]["run"]]
+            w(f"*From run {num[r['id']]} ({r['started']} UTC).*")
+            w("")
+        L.extend(recs["parser"]["section"])
+
+    w("## Machine and versions")
+    w("")
+    if multi:
+        w("| | " + " | ".join(f"run {num[r['id']]} ({span(from_run[r['id']]) or 'parser'})"
+                              for r in order) + " |")
+        w("|---|" + "---|" * len(order))
+        keys = []
+        for r in order:
+            for k, _ in r["machine"]:
+                if k not in keys:
+                    keys.append(k)
+        w("| date | " + " | ".join(r["started"][:10] for r in order) + " |")
+        for k in keys:
+            vals = [dict(r["machine"]).get(k, "–").replace("|", "/") for r in order]
+            w(f"| {k} | " + " | ".join(vals) + " |")
+    else:
+        r = order[0]
+        w("| | |")
+        w("|---|---|")
+        w(f"| date | {r['started'][:10]} |")
+        for k, v in r["machine"]:
+            w(f"| {k} | {v.replace('|', '/')} |")
+    w("")
+
+    def current(r, tags):
+        """A run's item tagged with scenarios applies while one of them is still
+        shown from that run."""
+        if not tags:
+            return True
+        return any(t in from_run[r["id"]] for t in tags.split(","))
+
+    w("## Setup")
+    w("")
+    for r in order:
+        if multi:
+            w(f"Run {num[r['id']]}:")
+            w("")
+        for tags, text in r["setup"]:
+            if current(r, tags):
+                w(f"- {text}")
+        w("")
+        w("Commands of the last round (ports vary per run):")
+        w("")
+        w("```")
+        for line in r["procs"]:
+            w(line)
+        for sc in from_run[r["id"]]:
+            for line in recs[sc]["commands"]:
+                w(line)
+        w("```")
+        w("")
+
+    w("## Observations")
+    w("")
+    for r in order:
+        if multi:
+            w(f"Run {num[r['id']]}:")
+            w("")
+        for tags, text in r["observations"]:
+            if current(r, tags):
+                w(f"- {text}")
+        w("")
 
     w("<details><summary>Every run</summary>")
     w("")
     w("| round | scenario | contender | result |")
     w("|---:|---|---|---|")
-    for sc in scen:
-        for c in CONTENDERS:
-            for i, r in enumerate(b.results[sc][c]):
-                w(f"| {i + 1} | {sc} | {LABEL[c]} | {b.describe(sc, c, r)} |")
+    for sc in shown:
+        for line in recs[sc]["runs"]:
+            w(line)
     w("")
     w("</details>")
     w("")
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(L))
+    return plot
+
+
+def report(b, out, store_path, fresh=False):
+    s = summarize(b)
+    g = goals(s)
+    run, records = run_record(b, s, g)
+    store = ({"format": RESULTS_FORMAT, "runs": {}, "scenarios": {}} if fresh
+             else load_store(store_path))
+    merge_store(store, run, records)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    store_path.write_text(json.dumps(store, indent=1, ensure_ascii=False) + "\n")
+    plot = compose(store, out, store_path)
     return s, g, plot
 
 
@@ -1552,13 +2210,16 @@ def main():
     ap = argparse.ArgumentParser(description="fulcrum vs HAProxy vs NGINX vs direct, on loopback")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), metavar="LIST",
-                    help="comma-separated scenarios to run (default A,B,C,D,E,F): A-C TCP "
-                         "mode, D-F HTTP mode")
+                    help="comma-separated scenarios to run (default all: "
+                         f"{','.join(SCENARIOS)}): A-C TCP mode, D-F HTTP mode, G-I HTTPS")
     ap.add_argument("--duration", type=int, default=8,
                     help="seconds per wrk / iperf3 run of scenarios A-C (default 8)")
     ap.add_argument("--http-duration", type=int, default=5,
                     help="seconds per run of scenarios D-F (default 5; F adds "
                          f"{F_WARMUP:g} s of warm-up)")
+    ap.add_argument("--tls-duration", type=int, default=5,
+                    help="seconds per run of scenarios G-I (default 5; G and H add "
+                         f"{TLS_WARMUP:g} s of warm-up)")
     ap.add_argument("--f-rate", type=float, default=None, metavar="RPS",
                     help="fixed request rate of scenario F (default: half the slowest "
                          "proxy's requests/s in D)")
@@ -1570,12 +2231,18 @@ def main():
                     help="first wait up to S seconds for both CPUs to be under 25%% busy "
                          "(other processes) before starting")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    ap.add_argument("--results", default=None, metavar="PATH",
+                    help="where the figures of every scenario are stored and merged (default "
+                         "bench/results.json with the default --out, else --out with .json)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="do not merge with the stored results: the report shows this run only")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.quick:
-        args.rounds, args.duration, args.http_duration = 1, 3, 3
-    if args.rounds < 1 or args.duration < 1 or args.http_duration < 1:
-        ap.error("--rounds, --duration and --http-duration must be at least 1")
+        args.rounds, args.duration, args.http_duration, args.tls_duration = 1, 3, 3, 3
+    if (args.rounds < 1 or args.duration < 1 or args.http_duration < 1
+            or args.tls_duration < 1):
+        ap.error("--rounds, --duration, --http-duration and --tls-duration must be at least 1")
     if args.f_rate is not None and args.f_rate <= 0:
         ap.error("--f-rate must be positive")
     want = [x.strip().upper() for x in args.scenarios.split(",") if x.strip()]
@@ -1587,6 +2254,14 @@ def main():
     out = Path(args.out)
     if not out.is_absolute():
         out = Path.cwd() / out
+    if args.results:
+        store_path = Path(args.results)
+        if not store_path.is_absolute():
+            store_path = Path.cwd() / store_path
+    elif out.resolve() == (ROOT / "docs" / "benchmarks.md").resolve():
+        store_path = ROOT / "bench" / "results.json"
+    else:
+        store_path = out.with_suffix(".json")
 
     if args.wait_quiet > 0:
         wait_quiet(args.wait_quiet)
@@ -1610,10 +2285,10 @@ def main():
         b.args.keep = True
         b.cleanup()
         return 1
-    s, g, plot = report(b, out)
+    s, g, plot = report(b, out, store_path, args.fresh)
     b.cleanup()
     log("")
-    log(f"bench: wrote {out} and {plot}")
+    log(f"bench: wrote {out} and {plot}; figures stored in {store_path}")
     for issue, sc, text, x, verdict in g:
         log(f"  {sc}: {text}: {fr(x, 3)} -> {verdict.strip('*')}")
     return 0
