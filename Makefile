@@ -9,7 +9,7 @@
 
 PREFIX  ?= /usr/local
 CC      ?= gcc
-PKG     := yaml-0.1 libpcre2-8
+PKG     := yaml-0.1 libpcre2-8 libssl libcrypto
 SANITIZE ?= 0
 FUZZ_SECONDS ?= 60
 
@@ -38,7 +38,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%-replay)
 
-.PHONY: all deps run test unit-tests integration-tests fuzz-replay fuzz \
+.PHONY: all deps run demo-cert test unit-tests integration-tests fuzz-replay fuzz \
         bench install clean docs check-docs
 
 all: $(BUILD)/fulcrum
@@ -67,8 +67,12 @@ $(BUILD)/fuzz/%-replay: fuzz/%.c fuzz/replay.c $(wildcard fuzz/*.h) $(BUILD)/lib
 deps:
 	@sh scripts/deps.sh
 
-run: deps all
+run: deps all demo-cert
 	@sh scripts/run-demo.sh $(BUILD)/fulcrum
+
+# examples/quickstart.yaml's https listener needs it (also to pass `check`).
+demo-cert:
+	@sh scripts/demo-cert.sh
 
 unit-tests: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -81,7 +85,7 @@ integration-tests: all
 	FULCRUM_BIN=$(abspath $(BUILD)/fulcrum) /usr/bin/python3 -m pytest -q tests/integration
 
 test: deps
-	@$(MAKE) --no-print-directory all unit-tests fuzz-replay check-docs
+	@$(MAKE) --no-print-directory all demo-cert unit-tests fuzz-replay check-docs
 	@$(MAKE) --no-print-directory integration-tests
 
 fuzz:

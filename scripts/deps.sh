@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config libyaml-dev libssl-dev libpcre2-dev libnghttp2-dev
 libcmocka-dev clang python3 python3-pytest python3-websockets curl netcat-openbsd iproute2 openssl
-haproxy nginx-light libnginx-mod-stream wrk iperf3"
+haproxy nginx-light libnginx-mod-stream wrk iperf3 testssl.sh"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

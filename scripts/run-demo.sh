@@ -31,6 +31,9 @@ fulcrum demo, with demo backends alpha (:9001), bravo (:9002) and charlie
     curl http://127.0.0.1:8081/healthz   # answered by fulcrum itself
     curl -i http://127.0.0.1:8081/old/x  # 301 redirect
     curl -i http://127.0.0.1:8081/api/   # rewritten to /, X-Route: api added
+  https listener on 127.0.0.1:8443 (self-signed certificate in build/demo-tls/):
+    curl --cacert build/demo-tls/demo.crt https://localhost:8443/
+    curl -k https://127.0.0.1:8443/healthz
 
 Access log lines appear below. Ctrl-C stops everything.
 

@@ -3,6 +3,7 @@
  * Every problem is collected (never stop at the first) as
  * "FILE:LINE:COL: key.path: what is wrong; what to write instead". */
 #include "conf.h"
+#include "tls.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -65,6 +66,8 @@ static const char *const proto_names[] = { "tcp", "ssl", "udp", "http", "https",
 static const char *const level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const format_names[] = { "text", "json", NULL };
 static const char *const fwd_names[] = { "auto", "buffer", NULL };
+static const char *const tls_version_names[] = { "1.2", "1.3", NULL };
+static const char *const client_auth_names[] = { "none", "optional", "required", NULL };
 static const char *const algo_names[] = {
 	"round_robin", "least_connections", "random_two", "source_hash", "maglev", NULL
 };
@@ -131,6 +134,10 @@ static const struct kw timeouts_kw[] = {
 	  604800000, NULL, NULL,
 	  "http: a WebSocket connection (after 101 Switching Protocols) is closed when neither side "
 	  "has sent a byte for this long." },
+	{ "handshake", KW_DURATION, offsetof(struct conf_timeouts, handshake), 0, 0, "10s", NULL, false, 1,
+	  3600000, NULL, NULL,
+	  "ssl, https: time allowed for the client's TLS handshake; tcp with `tls_passthrough`: for its "
+	  "ClientHello." },
 };
 static const struct kw_table timeouts_table = {
 	"listeners[].timeouts", "Timeouts of one listener's connections.", timeouts_kw,
@@ -155,6 +162,13 @@ static const struct kw match_kw[] = {
 	{ "host", KW_STR, offsetof(struct conf_match, host), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
 	  "Host name, exact (`api.example.com`) or any subdomain (`*.example.com`); case-insensitive, "
 	  "the port is ignored." },
+	{ "sni", KW_STR, offsetof(struct conf_match, sni), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
+	  "tcp with `tls_passthrough`: the server name of the ClientHello, exact or `*.example.com` "
+	  "(any depth of subdomain, not the bare domain)." },
+	{ "client_cert_subject", KW_STR, offsetof(struct conf_match, client_cert_subject), 0, 0, NULL, NULL,
+	  false, 0, 0, NULL, NULL,
+	  "https with `tls.client_auth`: the verified client certificate's subject as "
+	  "`CN=alice,O=Example` (RFC 2253 order), exact, or a PCRE2 pattern written `~pattern`." },
 	{ "path_prefix", KW_STR, offsetof(struct conf_match, path_prefix), 0, 0, NULL, NULL, false, 0, 0,
 	  NULL, NULL, "The path (without the query) starts with this." },
 	{ "path", KW_STR, offsetof(struct conf_match, path), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
@@ -268,6 +282,117 @@ static const struct kw_table route_table = {
 	sizeof(struct conf_route), LOC(struct conf_route, loc),
 };
 
+static const struct kw cert_kw[] = {
+	{ "cert", KW_STR, offsetof(struct conf_cert, cert), 0, 0, NULL, NULL, true, 0, 0, NULL, NULL,
+	  "PEM file with the certificate (it may also hold the chain after it)." },
+	{ "key", KW_STR, offsetof(struct conf_cert, key), 0, 0, NULL, NULL, true, 0, 0, NULL, NULL,
+	  "PEM file with its private key (RSA or ECDSA)." },
+	{ "chain", KW_STR, offsetof(struct conf_cert, chain), 0, 0, NULL, "(none)", false, 0, 0, NULL, NULL,
+	  "PEM file with the intermediate certificates sent after it." },
+	{ "key_password_file", KW_STR, offsetof(struct conf_cert, key_password_file), 0, 0, NULL,
+	  "(key not encrypted)", false, 0, 0, NULL, NULL,
+	  "File whose first line is the password of an encrypted key." },
+	{ "ocsp", KW_STR, offsetof(struct conf_cert, ocsp), 0, 0, NULL, "(no stapling)", false, 0, 0, NULL,
+	  NULL, "DER file with an OCSP response for this certificate, stapled to handshakes that ask for "
+	  "it; read again on SIGHUP." },
+};
+static const struct kw_table cert_table = {
+	"listeners[].tls.certificates[]", "One certificate with its key. Files are read at startup and on "
+	"SIGHUP; paths are relative to the working directory.", cert_kw, ARRAY_LEN(cert_kw),
+	sizeof(struct conf_cert), LOC(struct conf_cert, loc),
+};
+
+static const struct kw client_auth_kw[] = {
+	{ "mode", KW_ENUM, offsetof(struct conf_client_auth, mode), 0, 0, "required", NULL, false, 0, 0,
+	  client_auth_names, NULL,
+	  "`required`: a client without a valid certificate fails the handshake; `optional`: one is "
+	  "asked for and verified if sent; `none`: not asked for." },
+	{ "ca", KW_STR, offsetof(struct conf_client_auth, ca), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
+	  "PEM file of the certificate authorities client certificates must chain to (required unless "
+	  "mode is none)." },
+	{ "crl", KW_STR, offsetof(struct conf_client_auth, crl), 0, 0, NULL, "(none)", false, 0, 0, NULL,
+	  NULL, "PEM file of certificate revocation lists; a revoked client certificate is refused." },
+	{ "verify_depth", KW_UINT, offsetof(struct conf_client_auth, verify_depth), 0, 0, "3", NULL, false,
+	  1, 16, NULL, NULL, "Longest chain of intermediates accepted above a client certificate." },
+};
+static const struct kw_table client_auth_table = {
+	"listeners[].tls.client_auth", "Client certificates (mutual TLS).", client_auth_kw,
+	ARRAY_LEN(client_auth_kw), 0, 0,
+};
+
+static const struct kw tls_server_kw[] = {
+	{ "certificates", KW_LIST, offsetof(struct conf_tls_server, certs),
+	  LOC(struct conf_tls_server, certs_loc), offsetof(struct conf_tls_server, ncerts), NULL, NULL, true,
+	  0, 0, NULL, &cert_table,
+	  "One or more certificates. The one whose names (subject alternative names, wildcards "
+	  "included) match the client's SNI is used, else the first. An RSA and an ECDSA certificate "
+	  "for the same names may both be given: each client gets one it supports." },
+	{ "min_version", KW_ENUM, offsetof(struct conf_tls_server, min_version), 0, 0, "1.2", NULL, false, 0,
+	  0, tls_version_names, NULL, "Oldest TLS version accepted. TLS 1.0 and 1.1 are never accepted." },
+	{ "max_version", KW_ENUM, offsetof(struct conf_tls_server, max_version), 0, 0, "1.3", NULL, false, 0,
+	  0, tls_version_names, NULL, "Newest TLS version offered." },
+	{ "ciphers", KW_STR, offsetof(struct conf_tls_server, ciphers), 0, 0, NULL,
+	  "ECDHE with AES-GCM or ChaCha20", false, 0, 0, NULL, NULL,
+	  "TLS 1.2 cipher list (OpenSSL syntax). The default has forward secrecy and no CBC." },
+	{ "ciphersuites", KW_STR, offsetof(struct conf_tls_server, ciphersuites), 0, 0, NULL,
+	  "(OpenSSL's TLS 1.3 defaults)", false, 0, 0, NULL, NULL, "TLS 1.3 cipher suites (OpenSSL syntax)." },
+	{ "alpn", KW_STRS, offsetof(struct conf_tls_server, alpn), 0, 0, NULL, "https: http/1.1", false, 0, 0,
+	  NULL, NULL, "Application protocols offered in ALPN, in order of preference." },
+	{ "session_tickets", KW_BOOL, offsetof(struct conf_tls_server, session_tickets), 0, 0, "true", NULL,
+	  false, 0, 0, NULL, NULL,
+	  "Resume sessions with tickets. Ticket keys are random, kept in memory only, shared by the "
+	  "workers and replaced every `ticket_rotation`." },
+	{ "ticket_rotation", KW_DURATION, offsetof(struct conf_tls_server, ticket_rotation), 0, 0, "1h", NULL,
+	  false, 60000, 86400000, NULL, NULL,
+	  "How often a new ticket key is made; tickets of the previous key are still accepted." },
+	{ "session_cache", KW_UINT, offsetof(struct conf_tls_server, session_cache), 0, 0, "20000", NULL,
+	  false, 0, 10000000, NULL, NULL,
+	  "Sessions kept for resumption by session id (TLS 1.2 clients without tickets); 0 turns it off." },
+	{ "client_auth", KW_SECTION, offsetof(struct conf_tls_server, client_auth),
+	  LOC(struct conf_tls_server, client_auth.loc), 0, NULL, NULL, false, 0, 0, NULL, &client_auth_table,
+	  "See `listeners[].tls.client_auth`." },
+	{ "forward_client_cert", KW_BOOL, offsetof(struct conf_tls_server, forward_client_cert), 0, 0,
+	  "false", NULL, false, 0, 0, NULL, NULL,
+	  "https: send the client certificate's details to the server as `X-Client-Cert-Subject`, "
+	  "`-Issuer`, `-Serial`, `-Fingerprint` (SHA-256) and `-Verify`. Such fields sent by clients "
+	  "are always removed." },
+};
+static const struct kw_table tls_server_table = {
+	"listeners[].tls", "ssl and https listeners: TLS settings.", tls_server_kw, ARRAY_LEN(tls_server_kw),
+	0, 0,
+};
+
+static const struct kw tls_client_kw[] = {
+	{ "enabled", KW_BOOL, offsetof(struct conf_tls_client, enabled), 0, 0, "false", "true for https",
+	  false, 0, 0, NULL, NULL, "tcp pools: connect to the servers with TLS." },
+	{ "verify", KW_BOOL, offsetof(struct conf_tls_client, verify), 0, 0, "true", NULL, false, 0, 0, NULL,
+	  NULL, "Verify the server's certificate chain; a server that fails is a failed connect (502)." },
+	{ "ca", KW_STR, offsetof(struct conf_tls_client, ca), 0, 0, NULL, "(the system's trust store)", false,
+	  0, 0, NULL, NULL, "PEM file of the certificate authorities trusted for the servers." },
+	{ "server_name", KW_STR, offsetof(struct conf_tls_client, server_name), 0, 0, NULL, "(none)", false,
+	  0, 0, NULL, NULL, "Name sent as SNI and, with `verify_hostname`, required in the server's "
+	  "certificate." },
+	{ "sni_from_client", KW_BOOL, offsetof(struct conf_tls_client, sni_from_client), 0, 0, "false", NULL,
+	  false, 0, 0, NULL, NULL,
+	  "Send (and verify) the name the client asked for in its own SNI instead of `server_name`." },
+	{ "verify_hostname", KW_BOOL, offsetof(struct conf_tls_client, verify_hostname), 0, 0, "true", NULL,
+	  false, 0, 0, NULL, NULL, "Check that the certificate is for the name sent (when one is sent)." },
+	{ "cert", KW_STR, offsetof(struct conf_tls_client, cert), 0, 0, NULL, "(none)", false, 0, 0, NULL,
+	  NULL, "PEM client certificate, for servers that require mutual TLS." },
+	{ "key", KW_STR, offsetof(struct conf_tls_client, key), 0, 0, NULL, "(none)", false, 0, 0, NULL, NULL,
+	  "PEM key of `cert`." },
+	{ "min_version", KW_ENUM, offsetof(struct conf_tls_client, min_version), 0, 0, "1.2", NULL, false, 0,
+	  0, tls_version_names, NULL, "Oldest TLS version accepted from a server." },
+	{ "ciphers", KW_STR, offsetof(struct conf_tls_client, ciphers), 0, 0, NULL,
+	  "ECDHE with AES-GCM or ChaCha20", false, 0, 0, NULL, NULL, "TLS 1.2 cipher list." },
+	{ "ciphersuites", KW_STR, offsetof(struct conf_tls_client, ciphersuites), 0, 0, NULL,
+	  "(OpenSSL's TLS 1.3 defaults)", false, 0, 0, NULL, NULL, "TLS 1.3 cipher suites." },
+};
+static const struct kw_table tls_client_table = {
+	"pools[].tls", "https pools, and tcp pools with `enabled: true`: TLS to the servers. Sessions "
+	"are resumed per server.", tls_client_kw, ARRAY_LEN(tls_client_kw), 0, 0,
+};
+
 static const struct kw listener_kw[] = {
 	{ "name", KW_NAME, offsetof(struct conf_listener, name), LOC(struct conf_listener, name_loc), 0,
 	  NULL, NULL, true, 0, 0, NULL, NULL, "Unique name, used in logs and metrics." },
@@ -277,7 +402,8 @@ static const struct kw listener_kw[] = {
 	  "`:80`) needs `public: true`." },
 	{ "protocol", KW_ENUM, offsetof(struct conf_listener, protocol), LOC(struct conf_listener, protocol_loc),
 	  0, "tcp", NULL, false, 0, 0, proto_names, NULL,
-	  "What the listener speaks. This version serves `tcp` and `http`; the others are reserved." },
+	  "What the listener speaks: `tcp`, `ssl` (TLS terminated, plain TCP behind), `http`, `https`. "
+	  "`udp` is reserved." },
 	{ "public", KW_BOOL, offsetof(struct conf_listener, public_), 0, 0, "false", NULL, false, 0, 0, NULL,
 	  NULL, "Must be `true` to bind a wildcard address, which listens on every interface." },
 	{ "allow", KW_CIDRS, offsetof(struct conf_listener, allow), 0, 0, NULL, "(everyone)", false, 0, 0,
@@ -316,6 +442,13 @@ static const struct kw listener_kw[] = {
 	  "user-space buffer path." },
 	{ "timeouts", KW_SECTION, offsetof(struct conf_listener, timeouts), 0, 0, NULL, NULL, false, 0, 0,
 	  NULL, &timeouts_table, "See `listeners[].timeouts`." },
+	{ "tls", KW_SECTION, offsetof(struct conf_listener, tls), LOC(struct conf_listener, tls.loc), 0, NULL,
+	  NULL, false, 0, 0, NULL, &tls_server_table, "ssl and https (required): see `listeners[].tls`." },
+	{ "tls_passthrough", KW_BOOL, offsetof(struct conf_listener, tls_passthrough), 0, 0, "false", NULL,
+	  false, 0, 0, NULL, NULL,
+	  "tcp: the clients speak TLS, which fulcrum does not terminate: it reads the ClientHello, "
+	  "chooses a pool by its server name (`routes` with `match.sni`), and forwards every byte "
+	  "untouched. A ClientHello without a server name takes the route without `match`." },
 };
 static const struct kw_table listener_table = {
 	"listeners[]", "Where fulcrum accepts connections.", listener_kw, ARRAY_LEN(listener_kw),
@@ -378,6 +511,8 @@ static const struct kw pool_kw[] = {
 	  "when the request lacks it, the client address." },
 	{ "servers", KW_LIST, offsetof(struct conf_pool, servers), 0, offsetof(struct conf_pool, nservers),
 	  NULL, NULL, true, 0, 0, NULL, &server_table, "See `pools[].servers[]`." },
+	{ "tls", KW_SECTION, offsetof(struct conf_pool, tls), LOC(struct conf_pool, tls.loc), 0, NULL, NULL,
+	  false, 0, 0, NULL, &tls_client_table, "See `pools[].tls`." },
 };
 static const struct kw_table pool_table = {
 	"pools[]", "Groups of backend servers.", pool_kw, ARRAY_LEN(pool_kw), sizeof(struct conf_pool),
@@ -906,7 +1041,7 @@ static const char pairs_text[] =
 
 static bool proto_available(int proto)
 {
-	return proto == PROTO_TCP || proto == PROTO_HTTP;
+	return proto != PROTO_UDP;
 }
 
 static bool same_addr(const struct conf_addr *a, const struct conf_addr *b)
@@ -933,7 +1068,7 @@ static void check_pools(struct ctx *c, struct config *cfg)
 				    "line %d); pool names must be unique", p->name, cfg->pools[j].name_loc.line);
 		if (!proto_available(p->protocol))
 			err(c, p->protocol_loc, sub(path, "protocol", kp), "protocol %s is not available in this version of "
-			    "fulcrum; use tcp or http", conf_proto_name(p->protocol));
+			    "fulcrum; use tcp, http or https", conf_proto_name(p->protocol));
 		if (p->servers && p->nservers == 0)
 			err(c, p->loc, sub(path, "servers", kp), "the list is empty; a pool needs at least one server");
 		for (size_t s = 0; s < p->nservers; s++)
@@ -944,6 +1079,17 @@ static void check_pools(struct ctx *c, struct config *cfg)
 					    "use weight to give it a larger share", p->servers[s].addr.text);
 		if (p->retries < 0)
 			p->retries = p->nservers > 0 ? (int64_t)p->nservers - 1 : 0;
+		if (p->protocol == PROTO_HTTPS)
+			p->tls.enabled = true;
+		if (p->tls.loc.line && p->protocol == PROTO_HTTP)
+			err(c, p->tls.loc, sub(path, "tls", kp), "an http pool speaks plain HTTP to its "
+			    "servers; for TLS to the servers write `protocol: https`");
+		if ((p->tls.cert != NULL) != (p->tls.key != NULL))
+			err(c, p->tls.loc, sub(path, "tls", kp), "`cert` and `key` go together: give both "
+			    "for a client certificate, or neither");
+		if (p->tls.loc.line && !p->tls.enabled && p->protocol == PROTO_TCP)
+			warn(c, p->tls.loc, sub(path, "tls", kp), "TLS settings are ignored without "
+			     "`enabled: true`");
 		if (p->hash_key && !((strncmp(p->hash_key, "header:", 7) == 0 && p->hash_key[7]) ||
 				     (strncmp(p->hash_key, "cookie:", 7) == 0 && p->hash_key[7])))
 			err(c, p->loc, sub(path, "hash_key", kp), "\"%s\" is not a hash key; write "
@@ -1022,6 +1168,8 @@ static struct conf_cond *compile_conds(struct ctx *c, struct conf_loc loc, const
 	return v;
 }
 
+static void check_listener_tls(struct ctx *c, struct conf_listener *l, const char *path);
+
 static void check_routes(struct ctx *c, struct config *cfg, struct conf_listener *l,
 			 const char *lpath, bool *used)
 {
@@ -1069,14 +1217,116 @@ static void check_routes(struct ctx *c, struct config *cfg, struct conf_listener
 			err(c, rt->loc, sub(path, "match.path_prefix", kp), "must start with /");
 		if (rt->match.path && rt->match.path[0] != '/')
 			err(c, rt->loc, sub(path, "match.path", kp), "must start with /");
+		if (l->tls_passthrough) {
+			const struct conf_match *m = &rt->match;
+			if (m->host || m->path_prefix || m->path || m->methods.n || m->source.n ||
+			    m->path_regex || m->header.n || m->query.n || m->client_cert_subject)
+				err(c, mloc, sub(path, "match", kp), "a tls_passthrough listener cannot see "
+				    "HTTP or client certificates; it matches only on `sni`");
+			if (rt->respond.loc.line || rt->redirect.loc.line || rt->split_loc.line ||
+			    rt->rewrite_prefix || rt->req_headers.set.n || rt->req_headers.add.n ||
+			    rt->req_headers.remove.n || rt->resp_headers.set.n || rt->resp_headers.add.n ||
+			    rt->resp_headers.remove.n)
+				err(c, rt->loc, path, "a tls_passthrough route can only name a `pool`");
+			if (m->sni && !normalise_host(m->sni))
+				err(c, mloc, sub(path, "match.sni", kp), "\"%s\" is not a server name; write "
+				    "api.example.com or *.example.com", m->sni);
+		} else if (rt->match.sni) {
+			err(c, mloc, sub(path, "match.sni", kp), "sni is for routes of tcp listeners with "
+			    "`tls_passthrough: true`; on %s listeners match `host`",
+			    conf_proto_name(l->protocol));
+		}
+		if (rt->match.client_cert_subject) {
+			if (l->protocol != PROTO_HTTPS || !l->tls.client_auth.loc.line ||
+			    l->tls.client_auth.mode == CA_NONE)
+				err(c, mloc, sub(path, "match.client_cert_subject", kp), "needs an https "
+				    "listener with `tls.client_auth` (mode optional or required)");
+			else if (rt->match.client_cert_subject[0] == '~')
+				rt->match.subject_re = compile_re(c, mloc,
+					sub(path, "match.client_cert_subject", kp), rt->match.client_cert_subject + 1);
+		}
 	}
+}
+
+struct tls_report_ctx {
+	struct ctx *c;
+	const char *path;              /* "listeners[0].tls" or "pools[1].tls" */
+	struct conf_loc loc;           /* of the tls section */
+	const struct conf_cert *certs; /* listeners: for per-certificate places */
+};
+
+static void tls_report(void *arg, int cert, bool warning, const char *msg)
+{
+	struct tls_report_ctx *r = arg;
+	char kp[128];
+	struct conf_loc loc = r->loc;
+	if (cert >= 0 && r->certs) {
+		snprintf(kp, sizeof(kp), "%s.certificates[%d]", r->path, cert);
+		loc = r->certs[cert].loc;
+	} else {
+		snprintf(kp, sizeof(kp), "%s", r->path);
+	}
+	if (warning)
+		warn(r->c, loc, kp, "%s", msg);
+	else
+		err(r->c, loc, kp, "%s", msg);
+}
+
+static void check_listener_tls(struct ctx *c, struct conf_listener *l, const char *path)
+{
+	char kp[96];
+	struct conf_tls_server *t = &l->tls;
+	bool terminates = l->protocol == PROTO_SSL || l->protocol == PROTO_HTTPS;
+	struct tls_report_ctx r = { c, sub(path, "tls", kp), t->loc, t->certs };
+
+	if (l->tls_passthrough && l->protocol != PROTO_TCP)
+		err(c, l->loc, path, "tls_passthrough is for tcp listeners (TLS is then not terminated); "
+		    "a %s listener %s", conf_proto_name(l->protocol), terminates ?
+		    "terminates TLS itself" : "cannot pass TLS through");
+	if (!terminates) {
+		if (t->loc.line)
+			err(c, t->loc, kp, "`tls` is for ssl and https listeners, which terminate TLS; "
+			    "to pass TLS through untouched use `protocol: tcp` with `tls_passthrough: true`");
+		return;
+	}
+	if (!t->loc.line) {
+		if (l->loc.line)
+			err(c, l->loc, kp, "missing; an %s listener needs `tls` with at least one "
+			    "certificate: `tls: { certificates: [{ cert: site.pem, key: site.key }] }`",
+			    conf_proto_name(l->protocol));
+		return;
+	}
+	if (t->certs && t->ncerts == 0)
+		err(c, t->certs_loc, kp, "certificates: the list is empty; give at least one");
+	if (t->min_version > t->max_version)
+		err(c, t->loc, kp, "min_version %s is newer than max_version %s",
+		    tls_version_names[t->min_version], tls_version_names[t->max_version]);
+	if (t->forward_client_cert && l->protocol != PROTO_HTTPS)
+		err(c, t->loc, kp, "forward_client_cert needs an https listener (it adds request "
+		    "fields); an ssl listener passes bytes only");
+	if (t->client_auth.loc.line && t->client_auth.mode != CA_NONE && !t->client_auth.ca)
+		err(c, t->client_auth.loc, kp, "client_auth: `ca` is required to verify client "
+		    "certificates (a PEM file of the authorities they must chain to)");
+	for (size_t i = 0; i < t->alpn.n; i++)
+		if (!*t->alpn.v[i] || strlen(t->alpn.v[i]) > 255)
+			err(c, t->loc, kp, "alpn: \"%s\" is not a protocol name (1 to 255 bytes)",
+			    t->alpn.v[i]);
+	if (t->ncerts)
+		l->tls_rt = tls_server_new(l, tls_report, &r);
+}
+
+static void check_pool_tls(struct ctx *c, struct conf_pool *p, const char *path)
+{
+	char kp[96];
+	struct tls_report_ctx r = { c, sub(path, "tls", kp), p->tls.loc.line ? p->tls.loc : p->loc, NULL };
+	if (p->tls.enabled)
+		p->tls.rt = tls_client_new(p, tls_report, &r);
 }
 
 static void load_error_page(struct ctx *c, struct conf_listener *l, size_t e, const char *lpath)
 {
 	char kp[96];
 	uint64_t status;
-	FILE *f;
 	char *buf;
 	size_t n;
 	sub(lpath, "error_pages", kp);
@@ -1084,19 +1334,15 @@ static void load_error_page(struct ctx *c, struct conf_listener *l, size_t e, co
 		err(c, l->loc, kp, "\"%s\" is not an error status; use 400 to 599", l->error_pages.keys[e]);
 		return;
 	}
-	f = fopen(l->error_pages.vals[e], "rb");
-	if (!f) {
-		err(c, l->loc, kp, "cannot read %s for status %llu: %s", l->error_pages.vals[e],
-		    (unsigned long long)status, strerror(errno));
-		return;
-	}
-	buf = xmalloc(65537);
-	n = fread(buf, 1, 65537, f);
-	fclose(f);
-	if (n > 65536) {
+	buf = read_whole_file(l->error_pages.vals[e], 65536, &n);
+	if (!buf && errno == EFBIG) {
 		err(c, l->loc, kp, "%s is larger than 64k; an error page must be small",
 		    l->error_pages.vals[e]);
-		free(buf);
+		return;
+	}
+	if (!buf) {
+		err(c, l->loc, kp, "cannot read %s for status %llu: %s", l->error_pages.vals[e],
+		    (unsigned long long)status, strerror(errno));
 		return;
 	}
 	free(l->pages[status]);
@@ -1120,7 +1366,7 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 				    cfg->listeners[j].name_loc.line);
 		if (!proto_available(l->protocol))
 			err(c, l->protocol_loc, sub(path, "protocol", kp), "protocol %s is not available in this version of "
-			    "fulcrum; use tcp or http", conf_proto_name(l->protocol));
+			    "fulcrum; use tcp, ssl, http or https", conf_proto_name(l->protocol));
 		for (size_t b = 0; b < l->nbinds; b++) {
 			struct conf_addr *a = &l->binds[b];
 			if (a->ss.ss_family == AF_INET6 &&
@@ -1154,9 +1400,12 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 					       sub(path, "pool", kp), used);
 		for (size_t e = 0; e < l->error_pages.n; e++)
 			load_error_page(c, l, e, path);
-		if (l->protocol == PROTO_HTTP) {
+		if (l->protocol == PROTO_HTTP || l->protocol == PROTO_HTTPS ||
+		    (l->protocol == PROTO_TCP && l->tls_passthrough)) {
 			if (!l->pool_name && !l->pool_loc.line && l->nroutes == 0 && l->loc.line)
-				err(c, l->loc, path, "an http listener needs `routes`, a `pool`, or both");
+				err(c, l->loc, path, "%s listener needs `routes`, a `pool`, or both",
+				    l->tls_passthrough ? "a tls_passthrough" : l->protocol == PROTO_HTTP ?
+				    "an http" : "an https");
 			check_routes(c, cfg, l, path, used);
 		} else {
 			/* Absent, not merely invalid (that was reported), on a listener
@@ -1165,9 +1414,11 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 				err(c, l->loc, sub(path, "pool", kp), "missing; a %s listener needs a pool",
 				    conf_proto_name(l->protocol));
 			if (l->routes)
-				err(c, l->routes_loc, sub(path, "routes", kp), "routes are for http listeners; a %s "
-				    "listener sends every connection to its pool", conf_proto_name(l->protocol));
+				err(c, l->routes_loc, sub(path, "routes", kp), "routes are for http, https and "
+				    "tls_passthrough listeners; a %s listener sends every connection to its pool",
+				    conf_proto_name(l->protocol));
 		}
+		check_listener_tls(c, l, path);
 	}
 	for (size_t p = 0; p < cfg->npools; p++)
 		if (!used[p] && cfg->pools[p].name)
@@ -1235,6 +1486,10 @@ void conf_free(struct config *cfg)
 			free(rt->name);
 			free(rt->pool_name);
 			free(rt->match.host);
+			free(rt->match.sni);
+			free(rt->match.client_cert_subject);
+			if (rt->match.subject_re)
+				pcre2_code_free(rt->match.subject_re);
 			free(rt->match.path_prefix);
 			free(rt->match.path);
 			free_strs(&rt->match.methods);
@@ -1258,6 +1513,21 @@ void conf_free(struct config *cfg)
 		}
 		free(l->routes);
 		free_map(&l->error_pages);
+		tls_server_unref(l->tls_rt);
+		for (size_t k = 0; k < l->tls.ncerts; k++) {
+			struct conf_cert *ct = &l->tls.certs[k];
+			free(ct->cert);
+			free(ct->key);
+			free(ct->chain);
+			free(ct->key_password_file);
+			free(ct->ocsp);
+		}
+		free(l->tls.certs);
+		free(l->tls.ciphers);
+		free(l->tls.ciphersuites);
+		free_strs(&l->tls.alpn);
+		free(l->tls.client_auth.ca);
+		free(l->tls.client_auth.crl);
 		for (size_t e = 0; e < ARRAY_LEN(l->pages); e++)
 			free(l->pages[e]);
 	}
@@ -1267,6 +1537,13 @@ void conf_free(struct config *cfg)
 		free(p->name);
 		free(p->sticky.cookie);
 		free(p->hash_key);
+		tls_client_free(p->tls.rt);
+		free(p->tls.ca);
+		free(p->tls.server_name);
+		free(p->tls.cert);
+		free(p->tls.key);
+		free(p->tls.ciphers);
+		free(p->tls.ciphersuites);
 		for (size_t s = 0; s < p->nservers; s++)
 			free_addr(&p->servers[s].addr);
 		free(p->servers);
@@ -1347,6 +1624,11 @@ struct config *conf_load_string(const char *text, size_t len, const char *path,
 	apply_map(&c, &root_table, root, (char *)cfg, "");
 	check_pools(&c, cfg);
 	check_listeners(&c, cfg, node_loc(root));
+	for (size_t i = 0; i < cfg->npools; i++) {
+		char ppath[64];
+		snprintf(ppath, sizeof(ppath), "pools[%zu]", i);
+		check_pool_tls(&c, &cfg->pools[i], ppath);
+	}
 	yaml_document_delete(&doc);
 	if (errs->n)
 		goto fail;
@@ -1358,24 +1640,16 @@ fail:
 
 struct config *conf_load(const char *path, struct conf_errors *errs)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
+	size_t len = 0;
+	char *buf = read_whole_file(path, (size_t)64 << 20, &len);
 	struct config *cfg;
-	if (!f) {
+	if (!buf) {
 		char *line;
 		if (asprintf(&line, "%s:0:0: cannot read the config file: %s", path, strerror(errno)) < 0)
 			abort();
 		push(&errs->v, &errs->n, line);
 		return NULL;
 	}
-	do {
-		if (cap - len < 4096)
-			buf = xrealloc(buf, cap = cap ? cap * 2 : 8192);
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
-	} while (n > 0);
-	fclose(f);
 	cfg = conf_load_string(buf, len, path, errs);
 	free(buf);
 	return cfg;
@@ -1443,7 +1717,7 @@ void conf_write_reference(FILE *out)
 	      "- Addresses are numeric: `127.0.0.1:8080`, `[::1]:8080`; `:8080` means every IPv4 "
 	      "interface.\n"
 	      "- Listener and pool protocols pair as: tcp -> tcp, ssl -> tcp, udp -> udp, "
-	      "http -> http, https -> http or https. This version serves tcp and http.\n\n",
+	      "http -> http, https -> http or https. udp is not available yet.\n\n",
 	      out);
 	write_table(out, &root_table);
 }

@@ -19,6 +19,18 @@ struct conf_loc {
 	int line, col;      /* 1-based; 0 when the value came from a default */
 };
 
+struct str_list {
+	char **v;
+	size_t n;
+};
+
+/* name: value pairs, in file order. */
+struct str_map {
+	char **keys;
+	char **vals;
+	size_t n;
+};
+
 /* An address as written and as parsed. */
 struct conf_addr {
 	char *text;
@@ -44,6 +56,21 @@ struct conf_sticky {
 	char *cookie;                /* NULL: no stickiness */
 };
 
+/* Backend TLS of a pool (https pools, or tcp pools with enabled: true). */
+struct conf_tls_client {
+	bool enabled;
+	bool verify;
+	char *ca;                    /* NULL: the system's trust store */
+	char *server_name;           /* SNI and the name verified; NULL: none */
+	bool sni_from_client;        /* send the client's SNI instead */
+	bool verify_hostname;
+	char *cert, *key;            /* client certificate for mutual TLS */
+	int min_version;             /* enum tls_version */
+	char *ciphers, *ciphersuites;
+	struct conf_loc loc;         /* line 0: not given */
+	void *rt;                    /* struct tls_client *, built at load */
+};
+
 struct conf_pool {
 	char *name;
 	int protocol;                /* enum proto */
@@ -54,6 +81,7 @@ struct conf_pool {
 	char *hash_key;              /* "header:NAME" or "cookie:NAME"; NULL: client address */
 	struct conf_server *servers;
 	size_t nservers;
+	struct conf_tls_client tls;
 	struct conf_loc loc, name_loc, protocol_loc;
 };
 
@@ -65,18 +93,37 @@ struct conf_timeouts {
 	uint64_t server;             /* http: backend response head */
 	uint64_t keepalive;          /* http: idle client between requests */
 	uint64_t tunnel;             /* http: idle WebSocket tunnel */
+	uint64_t handshake;          /* TLS handshake, or the ClientHello of passthrough */
 };
 
-struct str_list {
-	char **v;
-	size_t n;
+enum tls_version { TLS_V12 = 0, TLS_V13 };
+enum client_auth_mode { CA_NONE = 0, CA_OPTIONAL, CA_REQUIRED };
+
+struct conf_cert {
+	char *cert, *key, *chain, *key_password_file, *ocsp;
+	struct conf_loc loc;
 };
 
-/* name: value pairs, in file order. */
-struct str_map {
-	char **keys;
-	char **vals;
-	size_t n;
+struct conf_client_auth {
+	int mode;                    /* enum client_auth_mode */
+	char *ca, *crl;
+	uint64_t verify_depth;
+	struct conf_loc loc;
+};
+
+/* TLS of an ssl or https listener. */
+struct conf_tls_server {
+	struct conf_cert *certs;
+	size_t ncerts;
+	int min_version, max_version;   /* enum tls_version */
+	char *ciphers, *ciphersuites;
+	struct str_list alpn;
+	bool session_tickets;
+	uint64_t session_cache;      /* entries; 0: off */
+	uint64_t ticket_rotation;    /* ms */
+	struct conf_client_auth client_auth;
+	bool forward_client_cert;
+	struct conf_loc loc, certs_loc; /* line 0: not given */
 };
 
 /* A header or query condition: exact text, or a PCRE2 pattern when the
@@ -110,6 +157,9 @@ struct conf_limits {
 
 struct conf_match {
 	char *host;                  /* exact, or "*.example.com"; lower case */
+	char *sni;                   /* tls_passthrough: exact or "*.example.com"; lower case */
+	char *client_cert_subject;   /* https: exact, or "~regex" */
+	void *subject_re;            /* pcre2_code * for "~regex" */
 	char *path_prefix;
 	char *path;
 	struct str_list methods;
@@ -171,6 +221,9 @@ struct conf_listener {
 	struct cidr_list trusted_proxies;
 	bool forwarded;              /* add an RFC 7239 Forwarded field */
 	struct str_map error_pages;  /* status -> file, as written */
+	struct conf_tls_server tls;
+	bool tls_passthrough;        /* tcp: route by the ClientHello's SNI */
+	void *tls_rt;                /* struct tls_server *, built at load */
 	char *pages[600];            /* status -> file contents, loaded */
 	size_t page_len[600];
 	struct conf_loc loc, name_loc, bind_loc, pool_loc, protocol_loc, routes_loc;

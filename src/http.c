@@ -23,6 +23,8 @@
 #include "h1.h"
 #include "log.h"
 #include "sock.h"
+#include "util.h"
+#include "xport.h"
 #include "stream.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -37,15 +39,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { HS_HEAD, HS_CONNECT, HS_EXCHANGE, HS_FLUSH, HS_CLOSED };
-
-struct hio {
-	struct loop_io io;
-	bool can_read, can_write, hup, eof;
-};
+/* HS_HANDSHAKE: https, the client's TLS handshake, before any request. */
+enum { HS_HANDSHAKE, HS_HEAD, HS_CONNECT, HS_EXCHANGE, HS_FLUSH, HS_CLOSED };
 
 struct hsrv {
-	struct hio s;
+	struct xport s;
 	struct worker *w;
 	struct pool_rt *pool;
 	struct lb_server *srv;
@@ -54,6 +52,7 @@ struct hsrv {
 	struct hsrv *next, *prev;      /* the server's idle list */
 	uint32_t requests;             /* served on this connection */
 	bool closed;
+	bool handshaking;              /* TLS to the server, after the TCP connect */
 	struct hsrv *dead_next;
 };
 
@@ -69,7 +68,7 @@ struct http_worker {
 };
 
 struct hcli {
-	struct hio c;
+	struct xport c;
 	struct worker *w;
 	struct listener_rt *l;
 	struct sockaddr_storage peer;
@@ -104,6 +103,9 @@ struct hcli {
 	uint64_t bytes_in, bytes_out;
 	uint64_t t_start, t_head, t_connected, t_first;
 	const char *srv_name;          /* last server tried, for the log */
+	struct tls_peer *cert;         /* https with client_auth: the client's certificate */
+	bool sniffed;                  /* https: the first bytes were looked at */
+	bool tls_failed;               /* the last connect failed in the TLS handshake */
 	char method[24];
 	char target[512];
 	const char *cause;
@@ -122,15 +124,6 @@ static void noop_event(struct loop *l, struct loop_io *io, uint32_t ev)
 {
 }
 
-static void note(struct hio *x, uint32_t ev)
-{
-	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		x->can_read = true;
-	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		x->hup = true;
-	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-		x->can_write = true;
-}
 
 static struct http_worker *hw(struct worker *w)
 {
@@ -154,7 +147,7 @@ static struct http_worker *hw(struct worker *w)
 
 /* Read what is available into b (compacting it first when full).
  * Returns bytes read, 0 at EOF (sets x->eof), FL_AGAIN, or -errno. */
-static ssize_t read_into(struct hio *x, struct buf *b)
+static ssize_t read_into(struct xport *x, struct buf *b)
 {
 	ssize_t n;
 	if (!x->can_read)
@@ -163,11 +156,12 @@ static ssize_t read_into(struct hio *x, struct buf *b)
 		buf_compact(b);
 	if (buf_room(b) == 0)
 		return FL_AGAIN;
-	n = recv(x->io.fd, b->data + b->tail, buf_room(b), 0);
+	n = xport_recv(x, b->data + b->tail, buf_room(b));
 	if (n > 0) {
 		/* A short read emptied the socket; epoll reports new data (but not
-		 * again a FIN it already reported). */
-		if ((size_t)n < buf_room(b) && !x->hup)
+		 * again a FIN it already reported). TLS returns a record per read,
+		 * so there a short read says nothing. */
+		if ((size_t)n < buf_room(b) && !x->hup && !x->tls)
 			x->can_read = false;
 		b->tail += (uint32_t)n;
 		return n;
@@ -175,32 +169,16 @@ static ssize_t read_into(struct hio *x, struct buf *b)
 	if (n == 0) {
 		x->eof = true;
 		x->can_read = false;
-		return 0;
 	}
-	if (errno == EAGAIN || errno == EINTR) {
-		if (errno == EAGAIN)
-			x->can_read = false;
-		return FL_AGAIN;
-	}
-	return -errno;
+	return n;
 }
 
 /* Send up to len bytes; returns bytes sent, FL_AGAIN or -errno. */
-static ssize_t send_some(struct hio *x, const char *p, size_t len)
+static ssize_t send_some(struct xport *x, const char *p, size_t len)
 {
-	ssize_t n;
 	if (!x->can_write)
 		return FL_AGAIN;
-	n = send(x->io.fd, p, len, MSG_NOSIGNAL);
-	if (n >= 0)
-		return n;
-	if (errno == EAGAIN) {
-		x->can_write = false;
-		return FL_AGAIN;
-	}
-	if (errno == EINTR)
-		return FL_AGAIN;
-	return -errno;
+	return xport_send(x, p, len);
 }
 
 /* Set when an append did not fit. A head cut short could end in the middle
@@ -300,7 +278,7 @@ static void srv_close(struct hsrv *b)
 		idle_unlink(b);
 	loop_timer_stop(b->w->loop, &b->t_idle);
 	b->s.io.fn = noop_event;
-	close(b->s.io.fd);
+	xport_close(&b->s, true);
 	srv_free_later(b);
 }
 
@@ -436,15 +414,6 @@ static void respond_error(struct hcli *h, int status, const char *cause)
 
 /* ---- routing ------------------------------------------------------------- */
 
-static bool host_matches(const char *pat, const char *host, size_t hlen)
-{
-	if (pat[0] == '*' && pat[1] == '.') {
-		size_t plen = strlen(pat + 1);  /* ".example.com" */
-		return hlen > plen && ieq(host + hlen - plen, plen, pat + 1);
-	}
-	return ieq(host, hlen, pat);
-}
-
 /* Host without port (and without brackets' port for IPv6 literals). */
 static size_t host_len(const char *a, size_t len)
 {
@@ -531,6 +500,17 @@ static bool conds_hold(struct worker *w, const struct conf_cond *cv, size_t n,
 	return true;
 }
 
+static bool subject_matches(struct hcli *h, const struct conf_match *mt)
+{
+	const char *subj;
+	if (!h->cert || !h->cert->present || strcmp(h->cert->verify, "SUCCESS") != 0)
+		return false;
+	subj = h->cert->subject;
+	if (mt->subject_re)
+		return re_match(h->w, mt->subject_re, subj, strlen(subj));
+	return strcmp(subj, mt->client_cert_subject) == 0;
+}
+
 static const struct route_rt *route_find(struct hcli *h, const struct h1_msg *m, size_t path_len)
 {
 	const struct listener_rt *l = h->l;
@@ -538,7 +518,7 @@ static const struct route_rt *route_find(struct hcli *h, const struct h1_msg *m,
 	for (size_t i = 0; i < l->nroutes; i++) {
 		const struct route_rt *r = &l->routes[i];
 		const struct conf_match *mt = &r->conf->match;
-		if (mt->host && !(m->authority && host_matches(mt->host, m->authority, hlen)))
+		if (mt->host && !(m->authority && name_matches(mt->host, m->authority, hlen)))
 			continue;
 		if (mt->path && !(strlen(mt->path) == path_len && memcmp(mt->path, m->path, path_len) == 0))
 			continue;
@@ -563,6 +543,8 @@ static const struct route_rt *route_find(struct hcli *h, const struct h1_msg *m,
 		if (mt->header.n && !conds_hold(h->w, mt->headers, mt->header.n, m, false))
 			continue;
 		if (mt->query.n && !conds_hold(h->w, mt->queries, mt->query.n, m, true))
+			continue;
+		if (mt->client_cert_subject && !subject_matches(h, mt))
 			continue;
 		return r;
 	}
@@ -603,6 +585,12 @@ static void expand_location(char *out, size_t len, const char *tmpl, const struc
 }
 
 /* ---- request head -------------------------------------------------------- */
+
+/* X-Client-Cert-*: fulcrum's to set, never a client's to send. */
+static bool is_client_cert_field(const struct h1_field *f)
+{
+	return f->name_len > 14 && ieq(f->name, 14, "x-client-cert-");
+}
 
 static bool is_forwarding_field(const struct h1_field *f)
 {
@@ -683,6 +671,8 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 			continue;
 		if (!is_forwarding_field(f) && ops_drop(ops, f))
 			continue;
+		if (!trusted && is_client_cert_field(f))
+			continue;
 		if (is_forwarding_field(f)) {
 			/* Kept (and appended to) only from trusted proxies. */
 			if (!trusted)
@@ -710,7 +700,7 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 		append(o, m->fields[i].value, m->fields[i].value_len);
 		append(o, ", ", 2);
 	}
-	appendf(o, "%s\r\nX-Forwarded-Proto: http\r\n", client);
+	appendf(o, "%s\r\nX-Forwarded-Proto: %s\r\n", client, h->c.tls ? "https" : "http");
 	if (m->authority) {
 		append(o, "X-Forwarded-Host: ", 18);
 		append(o, m->authority, m->authority_len);
@@ -719,13 +709,22 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 	appendf(o, "X-Forwarded-Port: %u\r\n", h->port);
 	if (lc->forwarded) {
 		bool v6 = h->peer.ss_family == AF_INET6;
-		appendf(o, "Forwarded: for=%s%s%s;proto=http", v6 ? "\"[" : "", client, v6 ? "]\"" : "");
+		appendf(o, "Forwarded: for=%s%s%s;proto=%s", v6 ? "\"[" : "", client, v6 ? "]\"" : "",
+			h->c.tls ? "https" : "http");
 		if (m->authority) {
 			append(o, ";host=\"", 7);
 			append(o, m->authority, m->authority_len);
 			append(o, "\"", 1);
 		}
 		append(o, "\r\n", 2);
+	}
+	if (lc->tls.forward_client_cert && h->cert) {
+		const struct tls_peer *pc = h->cert;
+		if (pc->present)
+			appendf(o, "X-Client-Cert-Subject: %s\r\nX-Client-Cert-Issuer: %s\r\n"
+				"X-Client-Cert-Serial: %s\r\nX-Client-Cert-Fingerprint: %s\r\n",
+				pc->subject, pc->issuer, pc->serial, pc->fingerprint);
+		appendf(o, "X-Client-Cert-Verify: %s\r\n", pc->verify);
 	}
 	/* Content-Length: 0 is kept: a server may require a length on POST. */
 	if (m->body == H1_BODY_LENGTH || h1_find_field(m, "content-length", 14, 0) >= 0)
@@ -922,7 +921,11 @@ static void connect_failed(struct hcli *h, int err)
 	mark_tried(h, idx);
 	loop_timer_stop(h->w->loop, &h->t_be);
 	if (h->tries > (uint64_t)h->pool->conf->retries) {
-		respond_error(h, 503, "connect_failed");
+		/* A server that fails TLS (a bad certificate, say) is a bad gateway. */
+		if (h->tls_failed)
+			respond_error(h, 502, "server_tls_failed");
+		else
+			respond_error(h, 503, "connect_failed");
 		cli_run(h);
 		return;
 	}
@@ -960,22 +963,68 @@ static void srv_connected(struct hcli *h)
 	cli_run(h);
 }
 
+/* The TLS handshake with a server, after its TCP connect. */
+static void srv_handshake(struct hcli *h)
+{
+	struct hsrv *b = h->be;
+	char why[256], peer[ADDR_STRLEN];
+	int rc;
+	if (!b->s.tls) {
+		const char *sni = h->c.tls ? tls_sni(h->c.tls) : NULL;
+		b->handshaking = true;
+		b->s.tls = tls_client_conn(h->pool->conf->tls.rt, b->s.io.fd, sni,
+					   &h->w->tls_sess[h->pool->index][b->srv->index]);
+		if (!b->s.tls) {
+			connect_failed(h, ENOMEM);
+			return;
+		}
+	}
+	rc = xport_tls_connect(&b->s, why, sizeof(why));
+	if (rc == FL_AGAIN)
+		return;
+	if (rc < 0) {
+		log_warn("listener %s: client %s: TLS to server %s of pool %s failed: %s",
+			 h->l->conf->name, addr_format((struct sockaddr *)&h->peer, peer, sizeof(peer)),
+			 b->srv->name, h->pool->conf->name, why);
+		h->tls_failed = true;
+		connect_failed(h, EPROTO);
+		return;
+	}
+	b->handshaking = false;
+	b->s.can_read = true;  /* the handshake may have read more */
+	srv_connected(h);
+}
+
+/* The TCP connect to a server is done: TLS next, if the pool has it. */
+static void srv_tcp_connected(struct hcli *h)
+{
+	h->tls_failed = false;
+	if (h->pool->conf->tls.rt)
+		srv_handshake(h);
+	else
+		srv_connected(h);
+}
+
 static void on_srv_event(struct loop *l, struct loop_io *io, uint32_t ev)
 {
 	struct hsrv *b = container_of(io, struct hsrv, s.io);
 	struct hcli *h = b->owner;
-	note(&b->s, ev);
+	xport_note(&b->s, ev);
 	if (!h)
 		return;
 	if (h->state == HS_CONNECT) {
 		int err;
+		if (b->handshaking) {
+			srv_handshake(h);
+			return;
+		}
 		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
 		err = sock_connect_result(io->fd, ev);
 		if (err)
 			connect_failed(h, err);
 		else
-			srv_connected(h);
+			srv_tcp_connected(h);
 		return;
 	}
 	cli_run(h);
@@ -1052,12 +1101,11 @@ static void start_connect(struct hcli *h)
 		connect_failed(h, -rc);
 		return;
 	}
+	loop_timer_set(w->loop, &h->t_be, h->l->conf->timeouts.connect);
 	if (rc == 0) {
 		b->s.can_write = true;
-		srv_connected(h);
-		return;
+		srv_tcp_connected(h);
 	}
-	loop_timer_set(w->loop, &h->t_be, h->l->conf->timeouts.connect);
 }
 
 /* ---- the exchange -------------------------------------------------------- */
@@ -1504,7 +1552,7 @@ static void finish_request(struct hcli *h)
 	if (!reusable) {
 		/* Half-close first so the client reads the answer before any
 		 * reset caused by bytes it sent that will not be read. */
-		shutdown(h->c.io.fd, SHUT_WR);
+		xport_shutdown_wr(&h->c);
 		cli_close(h, NULL);
 		return;
 	}
@@ -1623,7 +1671,7 @@ static void cli_run(struct hcli *h)
 				log_request(h, h->cause ? h->cause : "done");
 				/* Half-close first so the client reads the answer before
 				 * any reset caused by unread bytes. */
-				shutdown(h->c.io.fd, SHUT_WR);
+				xport_shutdown_wr(&h->c);
 				cli_close(h, NULL);
 				return;
 			}
@@ -1662,6 +1710,7 @@ static void upgrade_to_tunnel(struct hcli *h)
 	struct hsrv *b = h->be;
 	struct buf *up = h->cin, *down = h->bin;
 	int cfd = h->c.io.fd, bfd = b->s.io.fd;
+	SSL *ctls = h->c.tls, *btls = b->s.tls;
 
 	log_request(h, "upgraded");
 	if (up && up->head == up->tail)
@@ -1675,17 +1724,42 @@ static void upgrade_to_tunnel(struct hcli *h)
 	loop_timer_stop(w->loop, &h->t_be);
 	b->closed = true;
 	b->s.io.fn = noop_event;
+	b->s.tls = h->c.tls = NULL;
 	srv_free_later(b);
 	h->be = NULL;
 	retire_client(h);
-	stream_adopt(w, h->l, &h->peer, cfd, bfd, h->pool, b->srv, up, down,
+	stream_adopt(w, h->l, &h->peer, cfd, ctls, bfd, btls, h->pool, b->srv, up, down,
 		     h->l->conf->timeouts.tunnel);
+}
+
+static void cli_handshake(struct hcli *h)
+{
+	const struct conf_tls_server *t = &h->l->conf->tls;
+	int rc = xport_tls_accept(&h->c, h->w, h->l, &h->peer, &h->sniffed);
+	if (rc == FL_AGAIN)
+		return;
+	if (rc < 0) {
+		cli_close(h, NULL);
+		return;
+	}
+	if (t->client_auth.loc.line && t->client_auth.mode != CA_NONE) {
+		h->cert = xmalloc(sizeof(*h->cert));
+		tls_peer_info(h->c.tls, h->cert);
+	}
+	h->state = HS_HEAD;
+	h->c.can_read = true;  /* a request may have come with the handshake */
+	loop_timer_set(h->w->loop, &h->t_cli, h->l->conf->timeouts.header);
+	cli_run(h);
 }
 
 static void on_cli_event(struct loop *l, struct loop_io *io, uint32_t ev)
 {
 	struct hcli *h = container_of(io, struct hcli, c.io);
-	note(&h->c, ev);
+	xport_note(&h->c, ev);
+	if (h->state == HS_HANDSHAKE) {
+		cli_handshake(h);
+		return;
+	}
 	if (h->state == HS_CONNECT && (ev & EPOLLERR)) {
 		cli_close(h, "client_reset");
 		return;
@@ -1696,6 +1770,11 @@ static void on_cli_event(struct loop *l, struct loop_io *io, uint32_t ev)
 static void on_cli_timer(struct loop *l, struct loop_timer *t)
 {
 	struct hcli *h = container_of(t, struct hcli, t_cli);
+	if (h->state == HS_HANDSHAKE) {
+		ctr_add(&lctr(h)->tls_failed[TLS_FAIL_TIMEOUT], 1);
+		cli_close(h, NULL);
+		return;
+	}
 	if (h->state == HS_HEAD && !h->t_start) {
 		cli_close(h, NULL);  /* keep-alive idle: a quiet end */
 		return;
@@ -1730,7 +1809,7 @@ static void cli_close(struct hcli *h, const char *cause)
 	if (h->be)
 		srv_release(h, false);
 	h->c.io.fn = noop_event;
-	close(h->c.io.fd);
+	xport_close(&h->c, !cause || strcmp(cause, "client_reset") != 0);
 	put_buf(w, &h->cin);
 	put_buf(w, &h->cout);
 	put_buf(w, &h->bout);
@@ -1757,17 +1836,23 @@ void http_accept(struct worker *w, struct listener_rt *l, int fd,
 	h->t_cli.fn = on_cli_timer;
 	h->t_be.fn = on_be_timer;
 	h->state = HS_HEAD;
+	if (l->conf->protocol == PROTO_HTTPS) {
+		h->state = HS_HANDSHAKE;
+		h->c.tls = tls_server_conn(w->tls[l->index], fd);
+	}
 	h->next = x->clients;
 	if (x->clients)
 		x->clients->prev = h;
 	x->clients = h;
 	w->nstreams++;
 	ctr_add(&lctr(h)->active, 1);
-	if (loop_add(w->loop, &h->c.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+	if ((h->state == HS_HANDSHAKE && !h->c.tls) ||
+	    loop_add(w->loop, &h->c.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
 		cli_close(h, "error");
 		return;
 	}
-	loop_timer_set(w->loop, &h->t_cli, l->conf->timeouts.header);
+	loop_timer_set(w->loop, &h->t_cli, h->state == HS_HANDSHAKE ? l->conf->timeouts.handshake :
+		       l->conf->timeouts.header);
 }
 
 void http_drain(struct worker *w)
@@ -1807,6 +1892,7 @@ void http_reap(struct worker *w)
 	while (x->dead) {
 		struct hcli *h = x->dead;
 		x->dead = h->dead_next;
+		free(h->cert);
 		free(h);
 	}
 	while (x->dead_srv) {

@@ -181,9 +181,21 @@ static int cmd_run(const char *path)
 			else
 				log_info("SIGUSR1: log files reopened");
 			break;
-		case SIGHUP:
-			log_warn("SIGHUP: configuration reload is not available in this version; ignored");
+		case SIGHUP: {
+			/* Certificates only: reloading the rest of the config is not
+			 * available in this version. */
+			int ok, bad = workers_tls_reload(ws, n, &ok);
+			if (bad)
+				log_error("SIGHUP: %d TLS listener%s could not reload certificates and keep "
+					  "the old ones; %d reloaded", bad, bad == 1 ? "" : "s", ok);
+			else if (ok)
+				log_info("SIGHUP: TLS certificates of %d listener%s reloaded (the rest of the "
+					 "configuration is read only at startup)", ok, ok == 1 ? "" : "s");
+			else
+				log_warn("SIGHUP: no TLS listener to reload; the configuration is read only "
+					 "at startup in this version");
 			break;
+		}
 		default:
 			break;
 		}

@@ -1,4 +1,5 @@
 #include "runtime.h"
+#include "tls.h"
 #include "log.h"
 
 #include <netinet/in.h>
@@ -139,7 +140,21 @@ void gen_log_counters(struct gen *g)
 			 (unsigned long long)c[0], (unsigned long long)c[1], (unsigned long long)c[2],
 			 (unsigned long long)c[3], (unsigned long long)c[4], (unsigned long long)c[5],
 			 (unsigned long long)c[6], (unsigned long long)c[7]);
-		if (g->listeners[i].conf->protocol == PROTO_HTTP) {
+		if (g->listeners[i].conf->tls_rt || g->listeners[i].conf->tls_passthrough) {
+			size_t tf = offsetof(struct ctr_listener, tls_failed) / sizeof(counter_t);
+			char fails[256];
+			size_t n = 0;
+			for (size_t k = 0; k < TLS_FAIL_KINDS; k++)
+				n += (size_t)snprintf(fails + n, sizeof(fails) - n, " tls_failed_%s=%llu",
+						      tls_fail_names[k], (unsigned long long)c[tf + k]);
+			log_info("counters listener=%s tls_handshakes=%llu tls_resumed=%llu%s",
+				 g->listeners[i].conf->name,
+				 (unsigned long long)c[offsetof(struct ctr_listener, tls_handshakes) / sizeof(counter_t)],
+				 (unsigned long long)c[offsetof(struct ctr_listener, tls_resumed) / sizeof(counter_t)],
+				 fails);
+		}
+		if (g->listeners[i].conf->protocol == PROTO_HTTP ||
+		    g->listeners[i].conf->protocol == PROTO_HTTPS) {
 			size_t st = offsetof(struct ctr_listener, status) / sizeof(counter_t);
 			size_t lat = offsetof(struct ctr_listener, latency) / sizeof(counter_t);
 			char hist[256];

@@ -16,6 +16,9 @@ extern const int stats_reject_status[STATS_REJECT_KINDS];
 struct ctr_listener;
 void stats_http_rejected(struct ctr_listener *l, int status);
 
+/* TLS handshake failures by kind: enum tls_fail in tls.h. */
+#define STATS_TLS_FAIL_KINDS 8
+
 struct ctr_listener {
 	counter_t accepted;       /* connections accepted (including refused ones) */
 	counter_t active;         /* open now */
@@ -29,6 +32,9 @@ struct ctr_listener {
 	counter_t status[5];      /* http: responses by class, 1xx .. 5xx */
 	counter_t latency[STATS_LAT_BUCKETS]; /* http: total time, see stats_lat_bounds */
 	counter_t rejected_by[STATS_REJECT_KINDS]; /* http: refusals by status, see stats_reject_status */
+	counter_t tls_handshakes; /* ssl, https: completed handshakes */
+	counter_t tls_resumed;    /* of which resumed a session */
+	counter_t tls_failed[STATS_TLS_FAIL_KINDS]; /* failed handshakes by kind */
 };
 
 /* One route of an http listener. */

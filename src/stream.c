@@ -12,6 +12,9 @@
 #include "addr.h"
 #include "log.h"
 #include "sock.h"
+#include "tls_hello.h"
+#include "util.h"
+#include "xport.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -26,16 +29,16 @@
 
 /* ST_WAIT_FD: accepted, but no descriptor was left for the backend socket;
  * parked on the worker's fd_wait list until a connection closes. */
-enum { ST_CONNECTING, ST_OPEN, ST_WAIT_FD, ST_CLOSED };
+/* ST_HELLO: tls_passthrough, waiting for the ClientHello to pick a pool.
+ * ST_HANDSHAKE: ssl listener, the client's TLS handshake.
+ * ST_BE_HANDSHAKE: connected to a TLS server, its handshake. */
+enum { ST_HELLO, ST_HANDSHAKE, ST_CONNECTING, ST_BE_HANDSHAKE, ST_OPEN, ST_WAIT_FD, ST_CLOSED };
 
 struct side {
-	struct loop_io io;
-	bool can_read, can_write;
-	bool eof;        /* the peer sent FIN */
+	struct xport x;  /* x.eof: the peer sent FIN (or close_notify) */
 	bool shut;       /* we sent FIN */
 	bool active;     /* bytes moved this turn (for its idle timer) */
 	bool failed;     /* reset or write error: no more writes */
-	bool hup;        /* epoll reported the peer's FIN or an error */
 };
 
 struct dir {
@@ -64,6 +67,9 @@ struct stream {
 	int state;
 	const char *cause;               /* first abnormal event, if any */
 	bool in_again;
+	bool splice;                     /* both sides plain TCP and forwarding: auto */
+	bool sniffed;                    /* ssl: the first bytes were looked at */
+	char sni[TLS_HELLO_NAME_MAX + 1]; /* passthrough: the ClientHello's server name */
 	struct stream *prev, *next;      /* worker->streams */
 	struct stream *again_next;       /* worker again list */
 	struct stream *wait_next;        /* worker fd_wait list */
@@ -82,28 +88,48 @@ static struct ctr_server *srv_ctr(struct stream *s)
 	return &s->w->stats->servers[s->pool->index][s->srv->index];
 }
 
-static void note_ready(struct side *sd, uint32_t ev)
-{
-	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		sd->can_read = true;
-	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		sd->hup = true;
-	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-		sd->can_write = true;
-}
+static void client_handshake(struct stream *s);
+static void read_hello(struct stream *s);
+static void backend_handshake(struct stream *s);
 
 static void on_client(struct loop *l, struct loop_io *io, uint32_t ev)
 {
-	struct stream *s = container_of(io, struct stream, cli.io);
-	note_ready(&s->cli, ev);
-	if (s->state == ST_OPEN)
+	struct stream *s = container_of(io, struct stream, cli.x.io);
+	xport_note(&s->cli.x, ev);
+	switch (s->state) {
+	case ST_OPEN:
 		pump(s);
-	else if ((ev & EPOLLERR) && s->state == ST_CONNECTING)
-		stream_close(s, "client_reset");
+		break;
+	case ST_HANDSHAKE:
+		client_handshake(s);
+		break;
+	case ST_HELLO:
+		read_hello(s);
+		break;
+	case ST_CONNECTING:
+	case ST_BE_HANDSHAKE:
+		if (ev & EPOLLERR)
+			stream_close(s, "client_reset");
+		break;
+	}
 }
 
 static void on_connected(struct stream *s)
 {
+	if (s->pool->conf->tls.rt && !s->be.x.tls) {
+		struct worker *w = s->w;
+		const char *sni = s->cli.x.tls ? tls_sni(s->cli.x.tls) : s->sni[0] ? s->sni : NULL;
+		s->be.x.tls = tls_client_conn(s->pool->conf->tls.rt, s->be.x.io.fd, sni,
+					      &w->tls_sess[s->pool->index][s->srv->index]);
+		if (!s->be.x.tls) {
+			stream_close(s, "error");
+			return;
+		}
+		s->splice = false;
+		s->state = ST_BE_HANDSHAKE;
+		backend_handshake(s);
+		return;
+	}
 	s->state = ST_OPEN;
 	loop_timer_set(s->w->loop, &s->t_be, s->be_idle_ms);
 	ctr_add(&srv_ctr(s)->streams, 1);
@@ -125,9 +151,9 @@ static void connect_failed(struct stream *s, int err)
 	ctr_add(&w->stats->pools[s->pool->index].connect_fail, 1);
 	atomic_fetch_sub_explicit(&s->srv->active, 1, memory_order_relaxed);
 	ctr_sub(&srv_ctr(s)->active, 1);
-	if (s->be.io.fd >= 0)
-		close(s->be.io.fd);
-	s->be = (struct side){ .io = { .fd = -1 } };
+	s->be.x.io.fn = noop_event;
+	xport_close(&s->be.x, false);
+	s->be = (struct side){ .x = { .io = { .fd = -1 } } };
 	if (!s->tried) {
 		s->tried = n <= 64 ? &s->tried_inline : xcalloc((n + 63) / 64, sizeof(uint64_t));
 	}
@@ -142,10 +168,12 @@ static void connect_failed(struct stream *s, int err)
 
 static void on_backend(struct loop *l, struct loop_io *io, uint32_t ev)
 {
-	struct stream *s = container_of(io, struct stream, be.io);
-	note_ready(&s->be, ev);
+	struct stream *s = container_of(io, struct stream, be.x.io);
+	xport_note(&s->be.x, ev);
 	if (s->state == ST_OPEN) {
 		pump(s);
+	} else if (s->state == ST_BE_HANDSHAKE) {
+		backend_handshake(s);
 	} else if (s->state == ST_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
 		int err = sock_connect_result(io->fd, ev);
 		if (err)
@@ -157,13 +185,19 @@ static void on_backend(struct loop *l, struct loop_io *io, uint32_t ev)
 
 static void on_cli_timer(struct loop *l, struct loop_timer *t)
 {
-	stream_close(container_of(t, struct stream, t_cli), "client_idle_timeout");
+	struct stream *s = container_of(t, struct stream, t_cli);
+	if (s->state == ST_HANDSHAKE || s->state == ST_HELLO) {
+		ctr_add(&s->w->stats->listeners[s->l->index].tls_failed[TLS_FAIL_TIMEOUT], 1);
+		stream_close(s, "handshake_timeout");
+		return;
+	}
+	stream_close(s, "client_idle_timeout");
 }
 
 static void on_be_timer(struct loop *l, struct loop_timer *t)
 {
 	struct stream *s = container_of(t, struct stream, t_be);
-	if (s->state == ST_CONNECTING)
+	if (s->state == ST_CONNECTING || s->state == ST_BE_HANDSHAKE)
 		connect_failed(s, ETIMEDOUT);
 	else
 		stream_close(s, "server_idle_timeout");
@@ -240,15 +274,15 @@ static void connect_next(struct stream *s)
 		connect_failed(s, errno);
 		return;
 	}
-	s->be.io.fd = fd;
-	s->be.io.fn = on_backend;
-	rc = sock_connect(w->loop, &s->be.io, (struct sockaddr *)&srv->addr, srv->addrlen);
+	s->be.x.io.fd = fd;
+	s->be.x.io.fn = on_backend;
+	rc = sock_connect(w->loop, &s->be.x.io, (struct sockaddr *)&srv->addr, srv->addrlen);
 	if (rc < 0 && rc != FL_AGAIN) {
 		connect_failed(s, -rc);
 		return;
 	}
 	if (rc == 0) {
-		s->be.can_write = true;
+		s->be.x.can_write = true;
 		on_connected(s);
 		return;
 	}
@@ -266,9 +300,10 @@ static struct stream *stream_new(struct worker *w, struct listener_rt *l, struct
 	s->start_ms = loop_now(w->loop);
 	s->cli_idle_ms = l->conf->timeouts.client_idle;
 	s->be_idle_ms = l->conf->timeouts.server_idle;
-	s->cli.io.fd = fd;
-	s->cli.io.fn = on_client;
-	s->be.io.fd = -1;
+	s->cli.x.io.fd = fd;
+	s->cli.x.io.fn = on_client;
+	s->be.x.io.fd = -1;
+	s->splice = l->splice && l->conf->protocol == PROTO_TCP && !(pool && pool->conf->tls.rt);
 	s->t_cli.fn = on_cli_timer;
 	s->t_be.fn = on_be_timer;
 	s->state = ST_CONNECTING;
@@ -281,23 +316,26 @@ static struct stream *stream_new(struct worker *w, struct listener_rt *l, struct
 }
 
 void stream_adopt(struct worker *w, struct listener_rt *l, const struct sockaddr_storage *peer,
-		  int cfd, int bfd, struct pool_rt *pool, struct lb_server *srv,
+		  int cfd, SSL *ctls, int bfd, SSL *btls, struct pool_rt *pool, struct lb_server *srv,
 		  struct buf *up, struct buf *down, uint64_t idle_ms)
 {
 	struct stream *s = stream_new(w, l, pool, cfd, peer);
 	s->srv = srv;
 	s->tries = 1;
-	s->be.io.fd = bfd;
-	s->be.io.fn = on_backend;
+	s->cli.x.tls = ctls;
+	s->be.x.tls = btls;
+	s->splice = s->splice && !ctls && !btls;
+	s->be.x.io.fd = bfd;
+	s->be.x.io.fn = on_backend;
 	s->cli_idle_ms = s->be_idle_ms = idle_ms;
 	s->up.buf = up;
 	s->down.buf = down;
 	s->state = ST_OPEN;
 	/* Both sockets stay in epoll; only the object their events reach
 	 * changes. Try everything once: epoll reports what comes next. */
-	s->cli.can_read = s->cli.can_write = s->be.can_read = s->be.can_write = true;
-	if (loop_mod(w->loop, &s->cli.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0 ||
-	    loop_mod(w->loop, &s->be.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+	s->cli.x.can_read = s->cli.x.can_write = s->be.x.can_read = s->be.x.can_write = true;
+	if (loop_mod(w->loop, &s->cli.x.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0 ||
+	    loop_mod(w->loop, &s->be.x.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
 		stream_close(s, "error");
 		return;
 	}
@@ -311,11 +349,126 @@ void stream_accept(struct worker *w, struct listener_rt *l, int fd,
 {
 	struct stream *s = stream_new(w, l, l->pool, fd, peer);
 	ctr_add(&w->stats->listeners[l->index].active, 1);
-	if (loop_add(w->loop, &s->cli.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+	if (loop_add(w->loop, &s->cli.x.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
 		stream_close(s, "error");
 		return;
 	}
+	if (l->conf->protocol == PROTO_SSL) {
+		if (!(s->cli.x.tls = tls_server_conn(w->tls[l->index], fd))) {
+			stream_close(s, "error");
+			return;
+		}
+		s->splice = false;
+		s->state = ST_HANDSHAKE;
+		loop_timer_set(w->loop, &s->t_cli, l->conf->timeouts.handshake);
+		return;  /* epoll reports the first bytes */
+	}
+	if (l->conf->tls_passthrough) {
+		s->state = ST_HELLO;
+		loop_timer_set(w->loop, &s->t_cli, l->conf->timeouts.handshake);
+		return;
+	}
 	loop_timer_set(w->loop, &s->t_cli, s->cli_idle_ms);
+	connect_next(s);
+}
+
+/* ---- TLS and passthrough ------------------------------------------------ */
+
+static void client_handshake(struct stream *s)
+{
+	int rc = xport_tls_accept(&s->cli.x, s->w, s->l, &s->peer, &s->sniffed);
+	if (rc == FL_AGAIN)
+		return;
+	if (rc < 0) {
+		stream_close(s, "tls_handshake_failed");
+		return;
+	}
+	/* The request may have come with the handshake's last flight. */
+	s->cli.x.can_read = true;
+	loop_timer_set(s->w->loop, &s->t_cli, s->cli_idle_ms);
+	s->state = ST_CONNECTING;
+	connect_next(s);
+}
+
+static void backend_handshake(struct stream *s)
+{
+	char why[256];
+	int rc = xport_tls_connect(&s->be.x, why, sizeof(why));
+	if (rc == FL_AGAIN)
+		return;
+	if (rc < 0) {
+		char peer[ADDR_STRLEN];
+		log_warn("listener %s: client %s: TLS to server %s of pool %s failed: %s",
+			 s->l->conf->name, addr_format((struct sockaddr *)&s->peer, peer, sizeof(peer)),
+			 s->srv->name, s->pool->conf->name, why);
+		connect_failed(s, EPROTO);
+		return;
+	}
+	s->be.x.can_read = true;
+	s->state = ST_CONNECTING;
+	on_connected(s);
+}
+
+/* tls_passthrough: the pool of the first route whose sni matches (a route
+ * without one matches every name, and a ClientHello without a name). */
+static struct pool_rt *hello_pool(struct listener_rt *l, const char *sni, size_t len)
+{
+	for (size_t i = 0; i < l->nroutes; i++) {
+		const struct conf_match *m = &l->routes[i].conf->match;
+		if (!m->sni || (len && name_matches(m->sni, sni, len)))
+			return l->routes[i].pool;
+	}
+	return l->pool;
+}
+
+static void read_hello(struct stream *s)
+{
+	struct worker *w = s->w;
+	struct ctr_listener *cl = &w->stats->listeners[s->l->index];
+	struct tls_hello hello;
+	char peer[ADDR_STRLEN];
+	ssize_t n;
+	int rc;
+
+	if (!s->up.buf)
+		s->up.buf = buf_get(&w->bufs);
+	n = FL_AGAIN;
+	while (s->cli.x.can_read && buf_room(s->up.buf)) {
+		n = xport_recv(&s->cli.x, s->up.buf->data + s->up.buf->tail, buf_room(s->up.buf));
+		if (n <= 0)
+			break;
+		s->up.buf->tail += (uint32_t)n;
+	}
+	/* What came before an end or a reset still tells garbage from TLS. */
+	rc = tls_hello_parse((const uint8_t *)s->up.buf->data + s->up.buf->head, buf_len(s->up.buf),
+			     &hello);
+	if (rc == FL_AGAIN && (n == 0 || (n < 0 && n != FL_AGAIN))) {
+		ctr_add(&cl->tls_failed[TLS_FAIL_CLOSED], 1);
+		stream_close(s, n == 0 ? "client_closed_in_hello" : "client_reset");
+		return;
+	}
+	if (rc == FL_AGAIN && buf_room(s->up.buf))
+		return;
+	if (rc < 0) {
+		ctr_add(&cl->tls_failed[rc == -EPROTO ? TLS_FAIL_NOT_TLS : TLS_FAIL_OTHER], 1);
+		log_debug("listener %s: client %s: not a TLS ClientHello: %s", s->l->conf->name,
+			  addr_format((struct sockaddr *)&s->peer, peer, sizeof(peer)),
+			  tls_hello_strerror(rc == FL_AGAIN ? -EMSGSIZE : rc));
+		stream_close(s, "bad_client_hello");
+		return;
+	}
+	memcpy(s->sni, hello.sni, hello.sni_len + 1);
+	s->pool = hello_pool(s->l, hello.sni, hello.sni_len);
+	if (!s->pool) {
+		ctr_add(&cl->no_server, 1);
+		log_debug("listener %s: client %s: no route for server name \"%s\"", s->l->conf->name,
+			  addr_format((struct sockaddr *)&s->peer, peer, sizeof(peer)), hello.sni);
+		stream_close(s, "no_route");
+		return;
+	}
+	s->splice = s->l->splice && !s->pool->conf->tls.rt;
+	loop_timer_set(w->loop, &s->t_cli, s->cli_idle_ms);
+	s->state = ST_CONNECTING;
 	connect_next(s);
 }
 
@@ -341,9 +494,9 @@ static void fail_side(struct stream *s, struct side *x)
 	release_dir(&s->w->bufs, into);
 	into->done = true;
 	x->shut = true;
-	x->can_write = false;
+	x->x.can_write = false;
 	/* Read what it sent before the error, then see the error as the end. */
-	x->can_read = true;
+	x->x.can_read = true;
 	x->failed = true;
 }
 
@@ -357,12 +510,10 @@ static bool read_result(struct stream *s, struct side *src, ssize_t n, size_t *b
 		return true;
 	}
 	if (n == 0) {
-		src->eof = true;
-	} else if (errno == EAGAIN) {
-		src->can_read = false;
-	} else if (errno != EINTR) {
+		src->x.eof = true;
+	} else if (n != FL_AGAIN) {
 		fail_side(s, src);
-		src->eof = true;
+		src->x.eof = true;
 	}
 	return false;
 }
@@ -373,7 +524,7 @@ static void finish_dir(struct stream *s, struct dir *d, struct side *dst)
 	/* When the other direction is done too, close() follows at once and
 	 * sends the FIN itself. */
 	if (!dst->shut && !dst->failed && !other->done) {
-		shutdown(dst->io.fd, SHUT_WR);
+		xport_shutdown_wr(&dst->x);
 		dst->shut = true;
 	}
 	d->done = true;
@@ -391,16 +542,12 @@ static int move_buffer(struct stream *s, struct side *src, struct side *dst, str
 
 	while (!d->done) {
 		if (d->buf && buf_len(d->buf)) {
-			if (!dst->can_write)
+			if (!dst->x.can_write)
 				break;
-			n = send(dst->io.fd, d->buf->data + d->buf->head, buf_len(d->buf), MSG_NOSIGNAL);
+			n = xport_send(&dst->x, d->buf->data + d->buf->head, buf_len(d->buf));
+			if (n == FL_AGAIN)
+				break;
 			if (n < 0) {
-				if (errno == EAGAIN) {
-					dst->can_write = false;
-					break;
-				}
-				if (errno == EINTR)
-					continue;
 				fail_side(s, dst);
 				return MOVE_PROGRESS;
 			}
@@ -412,11 +559,11 @@ static int move_buffer(struct stream *s, struct side *src, struct side *dst, str
 				d->buf->head = d->buf->tail = 0;
 			continue;
 		}
-		if (src->eof) {
+		if (src->x.eof) {
 			finish_dir(s, d, dst);
 			break;
 		}
-		if (!src->can_read)
+		if (!src->x.can_read)
 			break;
 		if (budget == 0)
 			return MOVE_BUDGET;
@@ -432,14 +579,15 @@ static int move_buffer(struct stream *s, struct side *src, struct side *dst, str
 		if (!d->buf)
 			d->buf = buf_get(bp);
 		want = buf_room(d->buf);
-		n = recv(src->io.fd, d->buf->data + d->buf->tail, want, 0);
+		n = xport_recv(&src->x, d->buf->data + d->buf->tail, want);
 		if (read_result(s, src, n, &budget)) {
 			/* A short read emptied the socket: skip the read that would
 			 * only say EAGAIN (epoll reports the next data). Not after a
-			 * FIN was reported, whose edge has already been consumed. */
-			if ((size_t)n < want && !src->hup)
-				src->can_read = false;
-			else if ((size_t)n == d->buf->cap && s->l->splice && !d->no_splice)
+			 * FIN was reported, whose edge has already been consumed, and
+			 * not on TLS, which returns one record per read. */
+			if ((size_t)n < want && !src->x.hup && !src->x.tls)
+				src->x.can_read = false;
+			else if ((size_t)n == d->buf->cap && s->splice && !d->no_splice)
 				d->bulk = true;
 			d->buf->tail += (uint32_t)n;
 			rc = MOVE_PROGRESS;
@@ -461,13 +609,13 @@ static int move_splice(struct stream *s, struct side *src, struct side *dst, str
 
 	while (!d->done) {
 		if (d->pipe && d->pipe->fill) {
-			if (!dst->can_write)
+			if (!dst->x.can_write)
 				break;
-			n = splice(d->pipe->rd, NULL, dst->io.fd, NULL, d->pipe->fill,
+			n = splice(d->pipe->rd, NULL, dst->x.io.fd, NULL, d->pipe->fill,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n < 0) {
 				if (errno == EAGAIN) {
-					dst->can_write = false;
+					dst->x.can_write = false;
 					break;
 				}
 				if (errno == EINTR)
@@ -481,11 +629,11 @@ static int move_splice(struct stream *s, struct side *src, struct side *dst, str
 			rc = MOVE_PROGRESS;
 			continue;
 		}
-		if (src->eof) {
+		if (src->x.eof) {
 			finish_dir(s, d, dst);
 			break;
 		}
-		if (!src->can_read)
+		if (!src->x.can_read)
 			break;
 		if (budget == 0)
 			return MOVE_BUDGET;
@@ -499,8 +647,12 @@ static int move_splice(struct stream *s, struct side *src, struct side *dst, str
 			return move_buffer(s, src, dst, d);
 		}
 		/* The pipe is empty here, so EAGAIN can only mean the socket is. */
-		n = splice(src->io.fd, NULL, d->pipe->wr, NULL, d->pipe->cap,
+		n = splice(src->x.io.fd, NULL, d->pipe->wr, NULL, d->pipe->cap,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EAGAIN)
+			src->x.can_read = false;
+		if (n < 0)
+			n = errno == EAGAIN || errno == EINTR ? FL_AGAIN : -errno;
 		if (read_result(s, src, n, &budget)) {
 			d->pipe->fill += (uint32_t)n;
 			rc = MOVE_PROGRESS;
@@ -590,11 +742,10 @@ static void stream_close(struct stream *s, const char *cause)
 	loop_timer_stop(w->loop, &s->t_be);
 	/* Closing a descriptor removes it from epoll; events already fetched in
 	 * this turn land on noop_event, and the memory lives until stream_reap. */
-	s->cli.io.fn = noop_event;
-	s->be.io.fn = noop_event;
-	close(s->cli.io.fd);
-	if (s->be.io.fd >= 0)
-		close(s->be.io.fd);
+	s->cli.x.io.fn = noop_event;
+	s->be.x.io.fn = noop_event;
+	xport_close(&s->cli.x, !s->cli.failed);
+	xport_close(&s->be.x, !s->be.failed);
 	release_dir(&w->bufs, &s->up);
 	release_dir(&w->bufs, &s->down);
 

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "worker.h"
+#include "tls.h"
 
 #include <sys/socket.h>
 
@@ -16,12 +17,13 @@ void stream_accept(struct worker *w, struct listener_rt *l, int fd,
 		   const struct sockaddr_storage *peer);
 
 /* Take over an upgraded HTTP exchange as a two-way tunnel: the client and
- * server sockets (both already in the worker's epoll), the server in use
+ * server sockets (both already in the worker's epoll) with their TLS state
+ * (NULL for plain TCP; the stream owns them now), the server in use
  * (its `active` count is held and released when the tunnel closes), and
  * bytes already read from either side (may be NULL; the stream owns them).
  * The connection slot and the listener's active count move with it. */
 void stream_adopt(struct worker *w, struct listener_rt *l, const struct sockaddr_storage *peer,
-		  int cfd, int bfd, struct pool_rt *pool, struct lb_server *srv,
+		  int cfd, SSL *ctls, int bfd, SSL *btls, struct pool_rt *pool, struct lb_server *srv,
 		  struct buf *up, struct buf *down, uint64_t idle_ms);
 
 /* Close every open stream of the worker now (forced shutdown). */

@@ -1,7 +1,9 @@
 #include "util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int parse_uint(const char *s, uint64_t *out)
 {
@@ -86,5 +88,40 @@ char *fmt_duration(uint64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
 	else
 		snprintf(buf, len, "%llums", (unsigned long long)ms);
+	return buf;
+}
+
+bool name_matches(const char *pat, const char *name, size_t len)
+{
+	if (pat[0] == '*' && pat[1] == '.') {
+		size_t plen = strlen(pat + 1);  /* ".example.com" */
+		return len > plen && strncasecmp(name + len - plen, pat + 1, plen) == 0;
+	}
+	return strlen(pat) == len && strncasecmp(name, pat, len) == 0;
+}
+
+char *read_whole_file(const char *path, size_t max, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0, cap = 0, got;
+	if (!f)
+		return NULL;
+	do {
+		if (cap - n < 4096)
+			buf = xrealloc(buf, cap = cap ? cap * 2 : 8192);
+		got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+	} while (got > 0 && n <= max);
+	if (ferror(f) || n > max) {
+		int e = ferror(f) ? EIO : EFBIG;
+		fclose(f);
+		free(buf);
+		errno = e;
+		return NULL;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*len = n;
 	return buf;
 }

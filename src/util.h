@@ -19,4 +19,15 @@ int parse_uint(const char *s, uint64_t *out);
  * Writes into buf (at least 24 bytes) and returns it. */
 char *fmt_duration(uint64_t ms, char *buf, size_t len);
 
+/* Read a whole file of at most `max` bytes into a malloc'd buffer (NUL
+ * terminated, not counted in *len). Returns NULL with errno set when it
+ * cannot be read, or EFBIG when it is larger than max. */
+char *read_whole_file(const char *path, size_t max, size_t *len);
+
+/* Host name matching for routes and certificates: "*.example.com" matches
+ * one or more labels in front of example.com (not example.com itself);
+ * anything else matches itself. Case is ignored; pat is NUL-terminated,
+ * name has len bytes. */
+bool name_matches(const char *pat, const char *name, size_t len);
+
 #endif

@@ -223,7 +223,7 @@ static void accept_loop(struct wlistener *wl)
 			refuse(w, wl, fd, &peer);
 			continue;
 		}
-		if (wl->l->conf->protocol == PROTO_HTTP)
+		if (wl->l->conf->protocol == PROTO_HTTP || wl->l->conf->protocol == PROTO_HTTPS)
 			http_accept(w, wl->l, fd, &peer, wl->port);
 		else
 			stream_accept(w, wl->l, fd, &peer);
@@ -264,10 +264,50 @@ static void stop_listening(struct worker *w)
 	w->npaused = 0;
 }
 
+static void take_tls_mail(struct worker *w)
+{
+	for (size_t i = 0; i < w->gen->nlisteners; i++) {
+		struct tls_server *ts = atomic_exchange(&w->tls_mail[i], NULL);
+		if (ts) {
+			tls_server_unref(w->tls[i]);
+			w->tls[i] = ts;
+		}
+	}
+}
+
+int workers_tls_reload(struct worker *ws, uint32_t n, int *reloaded)
+{
+	struct gen *g = ws[0].gen;
+	int failed = 0;
+	*reloaded = 0;
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		const struct conf_listener *c = g->listeners[i].conf;
+		struct tls_server *ts;
+		if (!ws[0].tls[i])
+			continue;
+		/* The newest contexts, posted or in use: their ticket secret carries over. */
+		ts = tls_server_reload(c, ws[0].tls[i]);
+		if (!ts) {
+			failed++;
+			continue;
+		}
+		for (uint32_t k = 0; k < n; k++) {
+			tls_server_ref(ts);
+			tls_server_unref(atomic_exchange(&ws[k].tls_mail[i], ts));
+			loop_wake(ws[k].loop);
+		}
+		tls_server_unref(ts);
+		(*reloaded)++;
+		log_info("listener %s: TLS certificates reloaded; new handshakes use them", c->name);
+	}
+	return failed;
+}
+
 static void on_wake(struct loop *l, void *arg)
 {
 	struct worker *w = arg;
 	int stop = atomic_load(&w->stop);
+	take_tls_mail(w);
 	if (stop && !w->draining) {
 		w->draining = true;
 		stop_listening(w);
@@ -369,6 +409,15 @@ struct worker *workers_create(struct gen *g, char **msg)
 		w->ls = xcalloc(nls, sizeof(*w->ls));
 		for (size_t i = 0; i < nls; i++)
 			w->ls[i].io.fd = -1;
+		w->tls = xcalloc(g->nlisteners, sizeof(*w->tls));
+		w->tls_mail = xcalloc(g->nlisteners, sizeof(*w->tls_mail));
+		for (size_t i = 0; i < g->nlisteners; i++)
+			if ((w->tls[i] = g->listeners[i].conf->tls_rt) != NULL)
+				tls_server_ref(w->tls[i]);
+		w->tls_sess = xcalloc(g->npools, sizeof(*w->tls_sess));
+		for (size_t p = 0; p < g->npools; p++)
+			if (g->pools[p].conf->tls.rt)
+				w->tls_sess[p] = xcalloc(g->pools[p].lb.nservers, sizeof(**w->tls_sess));
 		w->lbstate = xcalloc(g->npools, sizeof(void *));
 		for (size_t p = 0; p < g->npools; p++)
 			if (g->pools[p].lb.ops->worker_new)
@@ -458,6 +507,18 @@ void workers_join_free(struct worker *ws, uint32_t n)
 		}
 		buf_pool_clear(&w->bufs);
 		loop_free(w->loop);
+		for (size_t k = 0; w->tls && k < w->gen->nlisteners; k++) {
+			tls_server_unref(w->tls[k]);
+			tls_server_unref(atomic_exchange(&w->tls_mail[k], NULL));
+		}
+		free(w->tls);
+		free(w->tls_mail);
+		for (size_t p = 0; w->tls_sess && p < w->gen->npools; p++) {
+			for (size_t k = 0; w->tls_sess[p] && k < w->gen->pools[p].lb.nservers; k++)
+				tls_session_free(w->tls_sess[p][k]);
+			free(w->tls_sess[p]);
+		}
+		free(w->tls_sess);
 	}
 	free(ws);
 }

@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "loop.h"
 #include "runtime.h"
+#include "tls.h"
 
 #include <pthread.h>
 
@@ -46,6 +47,10 @@ struct worker {
 	struct loop_timer resume_timer;
 	struct http_worker *http; /* http.c's per-worker state, made on first use */
 	struct h1_msg *h1msg;     /* scratch for parsing heads */
+	struct tls_server **tls;  /* [nlisteners] this worker's reference to each
+				   * listener's TLS contexts (NULL without TLS) */
+	struct tls_server *_Atomic *tls_mail; /* [nlisteners] posted by a reload */
+	SSL_SESSION ***tls_sess;  /* [npools][nservers] TLS sessions to servers */
 	_Atomic int stop;         /* 1: drain, 2: close everything now */
 	bool draining;
 };
@@ -62,6 +67,12 @@ void workers_stop(struct worker *ws, uint32_t n, int level);
 /* Open streams over all workers (read from another thread: approximate). */
 size_t workers_active(struct worker *ws, uint32_t n);
 void workers_join_free(struct worker *ws, uint32_t n);
+
+/* Read every TLS listener's certificates again (SIGHUP) and hand the new
+ * contexts to the workers; connections open keep theirs. Returns the
+ * number of listeners that failed (their old certificates stay) and sets
+ * *reloaded to the number that succeeded. */
+int workers_tls_reload(struct worker *ws, uint32_t n, int *reloaded);
 
 /* A client connection of listener l closed: give its slot back. */
 void worker_conn_closed(struct worker *w, struct listener_rt *l);

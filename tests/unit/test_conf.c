@@ -456,7 +456,7 @@ static void test_unknown_key(void **state)
 		"(valid keys here: workers, max_connections, drain_timeout, log)",
 		"t.yaml:7:5: listeners[0]: unknown key \"max_conections\"; did you mean \"max_connections\"? "
 		"(valid keys here: name, bind, protocol, public, allow, deny, pool, routes, limits, trusted_proxies, forwarded, error_pages, max_connections, "
-		"backlog, forwarding, timeouts)",
+		"backlog, forwarding, timeouts, tls, tls_passthrough)",
 		"t.yaml:12:9: pools[0].servers[0]: unknown key \"colour\" "
 		"(valid keys here: address, weight, backup)");
 }
@@ -859,7 +859,8 @@ static void test_protocol_pairing(void **state)
 		"t.yaml:5:11: listeners[0].pool: a tcp listener cannot use pool \"app\" of protocol http; allowed "
 		"pairs (listener -> pool): tcp -> tcp, ssl -> tcp, udp -> udp, http -> http, https -> http "
 		"or https");
-	/* Allowed pairs are not pairing errors, only "not available". */
+	/* Allowed pairs are not pairing errors: ssl and https listeners only
+	 * lack their certificates here, and udp is not available yet. */
 	EXPECT_ERRORS(
 		"listeners:\n"
 		"  - { name: s, bind: 127.0.0.1:8443, protocol: ssl, pool: tcp }\n"
@@ -868,11 +869,12 @@ static void test_protocol_pairing(void **state)
 		"pools:\n"
 		"  - { name: tcp, servers: [{ address: 127.0.0.1:9001 }] }\n"
 		"  - { name: web, protocol: https, servers: [{ address: 127.0.0.1:9002 }] }\n",
-		"t.yaml:7:28: pools[1].protocol: protocol https is not available in this version of fulcrum; use tcp or http",
-		"t.yaml:2:48: listeners[0].protocol: protocol ssl is not available in this version of fulcrum; use tcp or http",
-		"t.yaml:3:48: listeners[1].protocol: protocol https is not available in this version of fulcrum; "
-		"use tcp or http",
-		"t.yaml:4:48: listeners[2].protocol: protocol udp is not available in this version of fulcrum; use tcp or http",
+		"t.yaml:2:5: listeners[0].tls: missing; an ssl listener needs `tls` with at least one "
+		"certificate: `tls: { certificates: [{ cert: site.pem, key: site.key }] }`",
+		"t.yaml:3:5: listeners[1].tls: missing; an https listener needs `tls` with at least one "
+		"certificate: `tls: { certificates: [{ cert: site.pem, key: site.key }] }`",
+		"t.yaml:4:48: listeners[2].protocol: protocol udp is not available in this version of fulcrum; "
+		"use tcp, ssl, http or https",
 		"t.yaml:4:59: listeners[2].pool: a udp listener cannot use pool \"tcp\" of protocol tcp; allowed "
 		"pairs (listener -> pool): tcp -> tcp, ssl -> tcp, udp -> udp, http -> http, https -> http "
 		"or https");

@@ -1,0 +1,54 @@
+/* One side of a proxied connection as the stream engine and the HTTP layer
+ * see it: a socket, plain or with TLS on it, and what edge-triggered epoll
+ * said about it. Both layers read and write through these functions, so
+ * plain TCP and TLS share every code path above the transport. */
+#ifndef FULCRUM_XPORT_H
+#define FULCRUM_XPORT_H
+
+#include "common.h"
+#include "loop.h"
+#include "tls.h"
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct xport {
+	struct loop_io io;
+	SSL *tls;                 /* NULL: plain TCP */
+	bool can_read, can_write; /* set by epoll events, cleared by EAGAIN */
+	bool hup;                 /* epoll reported the peer's FIN or an error */
+	bool eof;                 /* a read returned the end */
+	bool rd_wants_write;      /* TLS: a read waits for write space */
+	bool wr_wants_read;       /* TLS: a write waits for input */
+};
+
+/* Record what an epoll event says the socket can do now. */
+void xport_note(struct xport *x, uint32_t ev);
+
+/* Read up to n bytes: a positive count, 0 at the end, FL_AGAIN (the flags
+ * say what to wait for), or -errno. */
+ssize_t xport_recv(struct xport *x, void *p, size_t n);
+/* Write up to n bytes: a positive count, FL_AGAIN, or -errno. */
+ssize_t xport_send(struct xport *x, const void *p, size_t n);
+/* Stop sending: close_notify on TLS, then the TCP FIN. */
+void xport_shutdown_wr(struct xport *x);
+struct worker;
+struct listener_rt;
+
+/* Drive the server side of a TLS handshake on an ssl or https listener.
+ * The first bytes are looked at once (*sniffed) so that garbage and plain
+ * HTTP are told apart from TLS (an https listener answers plain HTTP with a
+ * 400 in plain text). Returns 0 when the handshake is complete (counted),
+ * FL_AGAIN, or -EPROTO when it failed (counted by kind and logged at debug
+ * level); the caller then closes. */
+int xport_tls_accept(struct xport *x, struct worker *w, struct listener_rt *l,
+		     const struct sockaddr_storage *peer, bool *sniffed);
+/* Drive the client side of a handshake with a server: 0, FL_AGAIN, or
+ * -EPROTO with the reason (a verify error, say) in why. */
+int xport_tls_connect(struct xport *x, char *why, size_t len);
+
+/* Free the TLS state (sending close_notify when `clean`) and close the
+ * socket. The io callback should already point somewhere harmless. */
+void xport_close(struct xport *x, bool clean);
+
+#endif
