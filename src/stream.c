@@ -303,7 +303,9 @@ static struct stream *stream_new(struct worker *w, struct listener_rt *l, struct
 	s->cli.x.io.fd = fd;
 	s->cli.x.io.fn = on_client;
 	s->be.x.io.fd = -1;
-	s->splice = l->splice && l->conf->protocol == PROTO_TCP && !(pool && pool->conf->tls.rt);
+	/* Splice needs plain sockets on both sides; TLS sides are set later
+	 * (handshake, adopt) and turn it off there too. */
+	s->splice = l->splice && l->conf->protocol != PROTO_SSL && !(pool && pool->conf->tls.rt);
 	s->t_cli.fn = on_cli_timer;
 	s->t_be.fn = on_be_timer;
 	s->state = ST_CONNECTING;
