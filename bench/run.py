@@ -351,7 +351,7 @@ def parse_tls_load(out):
     r = {"requests": j["completed"], "completed": j["completed_total"],
          "rps": j["handshakes_per_s"], "window": j["window"],
          "resumed": j["resumed"], "resumed_fraction": j["resumed_fraction"],
-         "offered": j["offered"], "tickets": j["tickets"],
+         "offered": j["offered"], "tickets": j["tickets"], "renewed": j.get("renewed"),
          "negotiated": {"protocol": j["protocol"], "cipher": j["cipher"],
                         "group": tls_group_name(j["group"]), "signature": j["signature"]},
          "errors": {k: v for k, v in j["errors"].items()}}
@@ -873,7 +873,9 @@ class Bench:
         parts = []
         if scenario in HANDSHAKE_SCENARIOS:
             parts.append(f"{res['rps']:9.0f} handshakes/s, resumed {res['resumed']} of "
-                         f"{res['requests']} ({res['resumed_fraction'] * 100:.1f}%)")
+                         f"{res['requests']} ({res['resumed_fraction'] * 100:.1f}%)"
+                         + (f", {res['renewed']} of them with a new ticket"
+                            if scenario == "H" and res.get("renewed") is not None else ""))
             if res.get("p50") is not None:
                 parts.append(f"connection p50 {fmt_lat(res['p50'])} p99 {fmt_lat(res['p99'])} "
                              f"(handshake p50 {fmt_lat(res['hs_p50'])} "
@@ -1189,6 +1191,9 @@ def summarize(b):
                                              if n_all else None)
                     d["resumed_min"] = (min(r["resumed_fraction"] for r in ok)
                                         if ok else None)
+                    n_res = sum(r["resumed"] for r in ok)
+                    d["renewed_fraction"] = (sum(r.get("renewed") or 0 for r in ok) / n_res
+                                             if n_res else None)
                     d["negotiated"] = sorted({tuple(r["negotiated"].values()) for r in ok
                                               if r.get("negotiated")})
                 if sc == "F":
@@ -1575,7 +1580,11 @@ def sections(b, s, g):
               f"no certificate and no signature, but still a key exchange. The first "
               f"connection of each slot (in the warm-up) is a full handshake. \"resumed\" is "
               f"the share of the recorded handshakes the server actually resumed "
-              f"(`SSL_session_reused`), over all rounds, and its lowest value in one round.")
+              f"(`SSL_session_reused`), over all rounds, and its lowest value in one round. "
+              f"Like browsers (RFC 8446, C.4), the OpenSSL client uses each TLS 1.3 ticket "
+              f"once, so a slot keeps resuming only if the server sends a new ticket on a "
+              f"resumed connection (OpenSSL's default, which HAProxy and NGINX keep); "
+              f"\"new ticket\" is the share of the resumed connections that got one.")
         w("")
         w(f"The client's TLS work is heavy too (for a full handshake, signature verification "
           f"costs more than signing), and it shares CPU {b.load_cpu} with the backend, so "
@@ -1588,11 +1597,13 @@ def sections(b, s, g):
         tls_line(sc)
         skipped_rows(sc)
         w("")
-        w(f"| contender | handshakes/s | min – max | resumed (min) | connection p50 | p99 "
+        w(f"| contender | handshakes/s | min – max | resumed (min)"
+          + (" | new ticket" if sc == "H" else "") + " | connection p50 | p99 "
           f"| handshake p50 | p99 | proxy CPU / handshake (user + sys, each a median) "
           f"| tls_load CPU / handshake | CPU {b.proxy_cpu} / CPU {b.load_cpu} busy "
           f"| vs better peer | CPU vs better peer | errors |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        w("|---|---:|---:|---:|" + ("---:|" if sc == "H" else "")
+          + "---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         best_rps = best_peer(s, sc, "rps", True)[0]
         best_cpu = best_peer(s, sc, "cpu_per_req", False)[0]
         for c in b.contenders(sc):
@@ -1606,6 +1617,9 @@ def sections(b, s, g):
                 res = f"**{res}**"
             ccpu = (f"{d['client_cpu_per_req'] * 1e6:.1f} µs"
                     if d["client_cpu_per_req"] is not None else "–")
+            if sc == "H":
+                res += (f" | {d['renewed_fraction'] * 100:.1f}%"
+                        if d.get("renewed_fraction") is not None else " | n/a")
             w(f"| {LABEL[c]} | {rps} | {rng} | {res} | {fmt_lat(d['p50'])} "
               f"| {fmt_lat(d['p99'])} | {fmt_lat(d['hs_p50'])} | {fmt_lat(d['hs_p99'])} "
               f"| {cpu_cell(d, digits=1)} | {ccpu} | {busy(d)} "
@@ -1746,10 +1760,18 @@ def observations(b, s):
         for c in b.contenders("H"):
             d = s["H"][c]
             if d["resumed_fraction"] is not None and d["resumed_fraction"] < 0.99:
+                why = ""
+                if d.get("renewed_fraction") is not None and d["renewed_fraction"] < 0.5:
+                    why = (f" It sent a new session ticket on only "
+                           f"{d['renewed_fraction'] * 100:.1f}% of the connections it resumed; "
+                           f"tls_load, like browsers (RFC 8446, C.4) and every OpenSSL client, "
+                           f"uses a TLS 1.3 ticket once, so after a resumed connection without "
+                           f"a new ticket the next one is a full handshake (HAProxy and NGINX, "
+                           f"through OpenSSL's defaults, send one new ticket per resumption).")
                 obs.append(("H", f"Scenario H: {LABEL[c]} resumed only "
                                  f"{d['resumed_fraction'] * 100:.1f}% of the handshakes (lowest "
-                                 f"round {d['resumed_min'] * 100:.1f}%), so its figures are "
-                                 f"mostly those of full handshakes."))
+                                 f"round {d['resumed_min'] * 100:.1f}%), so its figures mix "
+                                 f"resumed and full handshakes.{why}"))
     if "F" in scen:
         for c in CONTENDERS:
             d = s["F"][c]

@@ -21,7 +21,11 @@
  *    (EC)DHE, the only resumption mode servers offer by default). The first
  *    connection of each slot, in the warm-up, is a full handshake. Whether
  *    the server really resumed is SSL_session_reused() and is counted: the
- *    "resumed" figure is measured, not assumed.
+ *    "resumed" figure is measured, not assumed. Like browsers (RFC 8446,
+ *    C.4), OpenSSL's client uses a TLS 1.3 ticket once (a session it resumed
+ *    is no longer resumable), so the next connection of a slot resumes only
+ *    if the server sent a new ticket on the resumed one ("renewed" counts
+ *    the resumed connections that received one).
  *
  * The client offers TLS 1.3 only, one cipher suite (-s, default
  * TLS_AES_128_GCM_SHA256) and one key-exchange group (-g, default X25519),
@@ -78,6 +82,7 @@ struct slot {
 	int64_t start;    /* connect() */
 	int64_t hs_done;  /* end of the handshake */
 	int offered;      /* a session was offered on this connection */
+	int tickets;      /* NewSessionTicket messages received on this connection */
 	size_t len;
 	char buf[BUFSZ];
 };
@@ -97,6 +102,7 @@ static struct {
 	long offered;          /* in the window, a session was offered */
 	long e_connect, e_handshake, e_io, e_closed, e_status, e_parse, e_timeout, e_mismatch;
 	long tickets;          /* NewSessionTicket messages received (resume mode) */
+	long renewed;          /* in the window, resumed connections that received a new ticket */
 } st;
 
 static int64_t *lat, *hs_lat;  /* recorded latencies (ns) */
@@ -191,6 +197,8 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct slot *s = SSL_get_ex_data(ssl, slot_idx);
 	st.tickets++;
+	if (s)
+		s->tickets++;
 	if (!s || !SSL_SESSION_is_resumable(sess))
 		return 0;
 	if (s->sess)
@@ -246,6 +254,7 @@ static void start(struct slot *s)
 	SSL_set_connect_state(s->ssl);
 	if (sni)
 		SSL_set_tlsext_host_name(s->ssl, sni);
+	s->tickets = 0;
 	s->offered = resume_mode && s->sess;
 	if (s->offered)
 		SSL_set_session(s->ssl, s->sess);
@@ -290,6 +299,7 @@ static void finish(struct slot *s, int64_t t)
 	if (recording) {
 		st.completed++;
 		st.resumed += reused;
+		st.renewed += reused && s->tickets > 0;
 		if (nlat == caplat) {
 			caplat = caplat ? caplat * 2 : 65536;
 			lat = realloc(lat, caplat * sizeof *lat);
@@ -577,8 +587,9 @@ int main(int argc, char **argv)
 	printf("  \"completed\": %ld, \"completed_total\": %ld, \"handshakes_per_s\": %.3f,\n",
 	       st.completed, st.completed_total, window > 0 ? st.completed / window : 0.0);
 	printf("  \"resumed\": %ld, \"resumed_total\": %ld, \"resumed_fraction\": %.6f, "
-	       "\"offered\": %ld, \"tickets\": %ld,\n", st.resumed, st.resumed_total,
-	       st.completed ? (double)st.resumed / st.completed : 0.0, st.offered, st.tickets);
+	       "\"offered\": %ld, \"tickets\": %ld, \"renewed\": %ld,\n", st.resumed,
+	       st.resumed_total, st.completed ? (double)st.resumed / st.completed : 0.0,
+	       st.offered, st.tickets, st.renewed);
 	printf("  \"errors\": {\"connect\": %ld, \"handshake\": %ld, \"io\": %ld, \"closed\": %ld, "
 	       "\"status\": %ld, \"parse\": %ld, \"timeout\": %ld, \"mismatch\": %ld},\n",
 	       st.e_connect, st.e_handshake, st.e_io, st.e_closed, st.e_status, st.e_parse,
