@@ -175,6 +175,10 @@ static int parse_server_name(struct rd *r, size_t end, struct tls_hello *out)
 		 * logs or a backend could read differently is refused. */
 		if (c < 0x21 || c > 0x7e)
 			return -EBADMSG;
+		/* Nor an empty label (".a", "a..b", "a.."): after the trailing
+		 * dot goes, a routing rule must see the one spelling of a name. */
+		if (c == '.' && (i == 0 || out->sni[i - 1] == '.'))
+			return -EBADMSG;
 		if (c >= 'A' && c <= 'Z')
 			c = (uint8_t)(c + ('a' - 'A'));
 		out->sni[i] = (char)c;
@@ -182,8 +186,6 @@ static int parse_server_name(struct rd *r, size_t end, struct tls_hello *out)
 	/* "example.com." is the same name as "example.com". */
 	if (out->sni[n - 1] == '.')
 		n--;
-	if (n == 0)
-		return -EBADMSG;
 	out->sni[n] = '\0';
 	out->sni_len = n;
 	return 0;
@@ -284,6 +286,10 @@ static int parse_extensions(struct rd *r, struct tls_hello *out)
 			TRY(skip(r, n));
 			break;
 		}
+		/* Each parser above fills its extension exactly; this keeps the
+		 * rule in one place should one of them stop short. */
+		if (r->moff != ext_end)
+			return -EBADMSG;
 	}
 	return 0;
 }
@@ -357,11 +363,10 @@ int tls_hello_parse(const uint8_t *p, size_t len, struct tls_hello *out)
 	rc = parse_hello(&r, out);
 	if (rc == 0)
 		return (int)r.pos;
+	/* No FL_AGAIN once TLS_HELLO_READ_MAX bytes are given needs no check
+	 * here: the size checks stop at the least span the hello can have, and
+	 * every byte the parser waits for lies inside it. */
 	clear(out);
-	/* The size checks above already stop a hello longer than the limit;
-	 * this keeps the promise that a full buffer never asks for more. */
-	if (rc == FL_AGAIN && len >= TLS_HELLO_READ_MAX)
-		rc = -EMSGSIZE;
 	return rc;
 }
 

@@ -8,7 +8,11 @@
  * handshake records; the parser follows the record boundaries in place and
  * copies only the server name and the first ALPN name into struct
  * tls_hello. Every length is checked against its container, so what it
- * accepts is what a backend's TLS stack will read the same way. */
+ * accepts is what a backend's TLS stack will read the same way.
+ *
+ * The server name is one host_name of 1..255 bytes in 0x21..0x7e without
+ * empty labels; sni holds it lower-cased, without the trailing dot, so a
+ * routing rule compares it with strcmp. */
 #ifndef FULCRUM_TLS_HELLO_H
 #define FULCRUM_TLS_HELLO_H
 
