@@ -53,6 +53,7 @@ struct hsrv {
 	uint32_t requests;             /* served on this connection */
 	bool closed;
 	bool handshaking;              /* TLS to the server, after the TCP connect */
+	char *sni;                     /* sni_from_client: the name it was opened for */
 	struct hsrv *dead_next;
 };
 
@@ -346,6 +347,12 @@ static struct hsrv *srv_take_idle(struct hcli *h, struct lb_server *srv)
 {
 	struct http_worker *x = hw(h->w);
 	struct hsrv *b = x->idle[h->pool->index][srv->index];
+	if (h->pool->conf->tls.sni_from_client) {
+		/* A connection is for the name it was opened (and verified) with. */
+		const char *want = h->c.tls ? tls_sni(h->c.tls) : NULL;
+		while (b && !(want ? b->sni && strcmp(b->sni, want) == 0 : !b->sni))
+			b = b->next;
+	}
 	if (!b)
 		return NULL;
 	idle_unlink(b);
@@ -972,6 +979,8 @@ static void srv_handshake(struct hcli *h)
 	if (!b->s.tls) {
 		const char *sni = h->c.tls ? tls_sni(h->c.tls) : NULL;
 		b->handshaking = true;
+		if (sni && h->pool->conf->tls.sni_from_client)
+			b->sni = xstrdup(sni);
 		b->s.tls = tls_client_conn(h->pool->conf->tls.rt, b->s.io.fd, sni,
 					   &h->w->tls_sess[h->pool->index][b->srv->index]);
 		if (!b->s.tls) {
@@ -1898,6 +1907,7 @@ void http_reap(struct worker *w)
 	while (x->dead_srv) {
 		struct hsrv *b = x->dead_srv;
 		x->dead_srv = b->dead_next;
+		free(b->sni);
 		free(b);
 	}
 }

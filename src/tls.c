@@ -175,6 +175,18 @@ static char *read_password(const char *file, struct rep *r, int cert)
 	return xstrdup(line);
 }
 
+/* Whether a file can be read; reports why not. */
+static bool readable(const char *file, struct rep *r, int cert, const char *what)
+{
+	FILE *f = fopen(file, "r");
+	if (!f) {
+		report(r, cert, false, "cannot read %s %s: %s", what, file, strerror(errno));
+		return false;
+	}
+	fclose(f);
+	return true;
+}
+
 /* Read every certificate of a PEM file: the first into *leaf (when leaf is
  * not NULL), the others onto chain. Returns the number read, or -1. */
 static int read_certs(const char *file, X509 **leaf, STACK_OF(X509) *chain, struct rep *r, int cert,
@@ -221,21 +233,32 @@ static EVP_PKEY *read_key(const char *file, const char *pwfile, struct rep *r, i
 		goto out;
 	}
 	k = PEM_read_bio_PrivateKey(b, NULL, pass_cb, pw);
-	BIO_free(b);
 	if (!k) {
 		unsigned long e = ERR_peek_last_error();
 		int reason = ERR_GET_REASON(e);
+		bool asks = reason == PEM_R_BAD_PASSWORD_READ || reason == PEM_R_PROBLEMS_GETTING_PASSWORD;
 		ossl_reason(why, sizeof(why));
-		if (!pw && (reason == PEM_R_BAD_PASSWORD_READ || reason == PEM_R_PROBLEMS_GETTING_PASSWORD))
+		/* With a password given, read again without one: a key that then
+		 * asks for a password is encrypted, so the password was wrong
+		 * (the error OpenSSL gives differs between PEM and PKCS#8). */
+		if (pw && BIO_reset(b) == 0) {
+			EVP_PKEY *again = PEM_read_bio_PrivateKey(b, NULL, pass_cb, NULL);
+			reason = ERR_GET_REASON(ERR_peek_last_error());
+			asks = !again && (reason == PEM_R_BAD_PASSWORD_READ ||
+					  reason == PEM_R_PROBLEMS_GETTING_PASSWORD);
+			EVP_PKEY_free(again);
+			ERR_clear_error();
+		}
+		if (!pw && asks)
 			report(r, cert, false, "key %s is encrypted; give its password in "
 			       "key_password_file", file);
-		else if (pw && (reason == EVP_R_BAD_DECRYPT || reason == PEM_R_BAD_DECRYPT ||
-				strstr(why, "decrypt")))
+		else if (pw && asks)
 			report(r, cert, false, "cannot decrypt key %s with the password in %s (wrong "
 			       "password)", file, pwfile);
 		else
 			report(r, cert, false, "cannot read key %s: %s", file, why);
 	}
+	BIO_free(b);
 out:
 	if (pw) {
 		OPENSSL_cleanse(pw, strlen(pw));
@@ -505,7 +528,9 @@ static SSL_CTX *server_ctx(const struct conf_listener *l, struct tls_server *ts,
 	if (t->client_auth.loc.line && t->client_auth.mode != CA_NONE && t->client_auth.ca) {
 		const struct conf_client_auth *ca = &t->client_auth;
 		STACK_OF(X509_NAME) *names;
-		if (SSL_CTX_load_verify_locations(ctx, ca->ca, NULL) != 1) {
+		if (!readable(ca->ca, r, -1, "client_auth CA file")) {
+			/* reported */
+		} else if (SSL_CTX_load_verify_locations(ctx, ca->ca, NULL) != 1) {
 			report(r, -1, false, "client_auth: cannot load CA file %s: %s", ca->ca,
 			       ossl_reason(why, sizeof(why)));
 		} else if ((names = SSL_load_client_CA_file(ca->ca)) != NULL) {
@@ -515,7 +540,9 @@ static SSL_CTX *server_ctx(const struct conf_listener *l, struct tls_server *ts,
 		if (ca->crl) {
 			X509_STORE *store = SSL_CTX_get_cert_store(ctx);
 			X509_LOOKUP *lk = X509_STORE_add_lookup(store, X509_LOOKUP_file());
-			if (!lk || X509_load_crl_file(lk, ca->crl, X509_FILETYPE_PEM) <= 0)
+			if (!readable(ca->crl, r, -1, "client_auth CRL file"))
+				;  /* reported */
+			else if (!lk || X509_load_crl_file(lk, ca->crl, X509_FILETYPE_PEM) <= 0)
 				report(r, -1, false, "client_auth: cannot load CRL file %s: %s", ca->crl,
 				       ossl_reason(why, sizeof(why)));
 			else
@@ -820,7 +847,9 @@ struct tls_client *tls_client_new(const struct conf_pool *p, tls_report_fn fn, v
 		SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9);
 	if (t->verify) {
 		if (t->ca) {
-			if (SSL_CTX_load_verify_locations(ctx, t->ca, NULL) != 1)
+			if (!readable(t->ca, &r, -1, "CA file"))
+				;  /* reported */
+			else if (SSL_CTX_load_verify_locations(ctx, t->ca, NULL) != 1)
 				report(&r, -1, false, "cannot load CA file %s: %s", t->ca,
 				       ossl_reason(why, sizeof(why)));
 		} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
