@@ -484,8 +484,10 @@ static int on_ticket(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
 		return EVP_EncryptInit_ex(cctx, ticket_cipher, NULL, aes, iv) == 1 ? 1 : -1;
 	if (EVP_DecryptInit_ex(cctx, ticket_cipher, NULL, aes, iv) != 1)
 		return -1;
-	/* 2: valid, but issue a ticket under the current key. */
-	return period == now ? 1 : 2;
+	/* 2: valid, and send a new ticket (under the current key). TLS 1.3
+	 * clients use a ticket once (RFC 8446, C.4): without a new one on each
+	 * resumption, every other connection would be a full handshake. */
+	return 2;
 }
 
 /* ---- building a listener's contexts ---------------------------------------- */
