@@ -72,6 +72,12 @@ static const char *const algo_names[] = {
 	"round_robin", "least_connections", "random_two", "source_hash", "maglev", NULL
 };
 
+/* "an ssl listener", "a tcp listener". */
+static const char *article(int proto)
+{
+	return proto == PROTO_SSL || proto == PROTO_HTTP || proto == PROTO_HTTPS ? "an" : "a";
+}
+
 const char *conf_proto_name(int proto)
 {
 	return proto >= 0 && proto < (int)ARRAY_LEN(proto_names) - 1 ? proto_names[proto] : "?";
@@ -685,7 +691,9 @@ static int parse_scalar(const struct kw *k, const char *text, void *field, char 
 			}
 		}
 		join_enums(k->enums, list, sizeof(list));
-		snprintf(why, wlen, "\"%s\" is not one of: %s", text, list);
+		snprintf(why, wlen, "\"%s\" is not one of: %s%s", text, list,
+			 k->enums == tls_version_names && (strcmp(text, "1.0") == 0 || strcmp(text, "1.1") == 0) ?
+			 " (TLS 1.0 and 1.1 are never accepted: they are broken, RFC 8996)" : "");
 		return -1;
 	case KW_NAME:
 		if (!valid_name(text)) {
@@ -1115,8 +1123,8 @@ static struct conf_pool *resolve_pool(struct ctx *c, struct config *cfg, int lpr
 	}
 	if (found) {
 		if (!pair_allowed(lproto, found->protocol))
-			err(c, loc, path, "a %s listener cannot use pool \"%s\" of protocol %s; %s",
-			    conf_proto_name(lproto), found->name, conf_proto_name(found->protocol), pairs_text);
+			err(c, loc, path, "%s %s listener cannot use pool \"%s\" of protocol %s; %s",
+			    article(lproto), conf_proto_name(lproto), found->name, conf_proto_name(found->protocol), pairs_text);
 		return found;
 	}
 	names[0] = '\0';
@@ -1281,7 +1289,7 @@ static void check_listener_tls(struct ctx *c, struct conf_listener *l, const cha
 
 	if (l->tls_passthrough && l->protocol != PROTO_TCP)
 		err(c, l->loc, path, "tls_passthrough is for tcp listeners (TLS is then not terminated); "
-		    "a %s listener %s", conf_proto_name(l->protocol), terminates ?
+		    "%s %s listener %s", article(l->protocol), conf_proto_name(l->protocol), terminates ?
 		    "terminates TLS itself" : "cannot pass TLS through");
 	if (!terminates) {
 		if (t->loc.line)
@@ -1411,12 +1419,12 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 			/* Absent, not merely invalid (that was reported), on a listener
 			 * that is a mapping at all. */
 			if (!l->pool_name && !l->pool_loc.line && l->loc.line)
-				err(c, l->loc, sub(path, "pool", kp), "missing; a %s listener needs a pool",
-				    conf_proto_name(l->protocol));
+				err(c, l->loc, sub(path, "pool", kp), "missing; %s %s listener needs a pool",
+				    article(l->protocol), conf_proto_name(l->protocol));
 			if (l->routes)
 				err(c, l->routes_loc, sub(path, "routes", kp), "routes are for http, https and "
-				    "tls_passthrough listeners; a %s listener sends every connection to its pool",
-				    conf_proto_name(l->protocol));
+				    "tls_passthrough listeners; %s %s listener sends every connection to its pool",
+				    article(l->protocol), conf_proto_name(l->protocol));
 		}
 		check_listener_tls(c, l, path);
 	}

@@ -688,6 +688,10 @@ def simple_config(backends, port, workers=2, algorithm="round_robin", host="127.
 # --------------------------------------------------------------------------
 # fixtures
 
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long test (testssl); deselect with -m 'not slow'")
+
 @pytest.fixture(scope="session", autouse=True)
 def _binary(tmp_path_factory):
     assert os.access(FULCRUM_BIN, os.X_OK), (

@@ -142,3 +142,19 @@ def test_control_the_client_offers_its_session_for_another_name(backend, p, kind
     ctx = client_ctx(p, **KINDS[kind])
     sess = first_session(srv.port, ctx, "x.w.example.com")
     assert https_get(srv.port, ctx, sni="y.w.example.com", session=sess)[3].reused
+
+
+def test_resumed_tls13_connection_gets_a_new_ticket(web, port, p, tmp_path):
+    """TLS 1.3 clients use a ticket once (RFC 8446, C.4; browsers and
+    OpenSSL do): unless each resumed connection brings a new ticket, every
+    other connection is a full handshake. A chain of -sess_in/-sess_out
+    connections must resume every time, each with a NewSessionTicket."""
+    sess = tmp_path / "chain.sess"
+    req = b"GET / HTTP/1.1\r\nHost: a.example.com\r\nConnection: close\r\n\r\n"
+    rc, out = s_client(port, "-tls1_3", "-sess_out", str(sess), "-ign_eof", input=req, cafile=p.root.crt)
+    assert rc == 0 and "New, TLSv1.3" in out, out
+    for i in range(3):
+        rc, out = s_client(port, "-tls1_3", "-sess_in", str(sess), "-sess_out", str(sess), "-msg",
+                           "-ign_eof", input=req, cafile=p.root.crt)
+        assert rc == 0 and "Reused, TLSv1.3" in out, f"connection {i + 2} was not resumed:\n{out}"
+        assert "NewSessionTicket" in out, f"resumed connection {i + 2} got no new ticket:\n{out}"

@@ -16,13 +16,6 @@ import pytest
 
 from tls_helpers import https_config, pki
 
-# Register the marker without touching conftest.py or adding a pytest.ini:
-# the config object pytest's mark generator reads (pytest 7's MarkGenerator
-# keeps it in _config). Without it, pytest only warns about an unknown mark.
-_cfg = getattr(pytest.mark, "_config", None)
-if _cfg is not None:
-    _cfg.addinivalue_line("markers", "slow: a long test (testssl); deselect with -m 'not slow'")
-
 TESTSSL = shutil.which("testssl") or shutil.which("testssl.sh")
 # Seconds the scan may take: about 80 s on an idle 2-CPU machine, but
 # testssl spawns an openssl process per probe and slows down a lot when the
