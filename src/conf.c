@@ -14,6 +14,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
+#include <ctype.h>
 
 enum kw_type {
 	KW_BOOL,
@@ -67,6 +69,7 @@ static const char *const level_names[] = { "error", "warn", "info", "debug", NUL
 static const char *const format_names[] = { "text", "json", NULL };
 static const char *const fwd_names[] = { "auto", "buffer", NULL };
 static const char *const tls_version_names[] = { "1.2", "1.3", NULL };
+static const char *const check_type_names[] = { "tcp", "http", "https", NULL };
 static const char *const client_auth_names[] = { "none", "optional", "required", NULL };
 static const char *const algo_names[] = {
 	"round_robin", "least_connections", "random_two", "source_hash", "maglev", NULL
@@ -399,6 +402,55 @@ static const struct kw_table tls_client_table = {
 	"are resumed per server.", tls_client_kw, ARRAY_LEN(tls_client_kw), 0, 0,
 };
 
+static const struct kw check_kw[] = {
+	{ "type", KW_ENUM, offsetof(struct conf_check, type), 0, 0, NULL, NULL, true, 0, 0, check_type_names,
+	  NULL, "`tcp` (tcp, http and https pools), `http` (http pools), `https` (https pools)." },
+	{ "interval", KW_DURATION, offsetof(struct conf_check, interval), 0, 0, "2s", NULL, false, 100,
+	  86400000, NULL, NULL, "Time between two checks of a server." },
+	{ "timeout", KW_DURATION, offsetof(struct conf_check, timeout), 0, 0, "1s", NULL, false, 10, 3600000,
+	  NULL, NULL, "A check that has not succeeded after this long failed; must be below `interval`." },
+	{ "rise", KW_UINT, offsetof(struct conf_check, rise), 0, 0, "2", NULL, false, 1, 100, NULL, NULL,
+	  "Successful checks in a row that bring a down server back." },
+	{ "fall", KW_UINT, offsetof(struct conf_check, fall), 0, 0, "3", NULL, false, 1, 100, NULL, NULL,
+	  "Failed checks in a row that take a server down. At startup servers count as up, and the "
+	  "first check of each decides at once." },
+	{ "jitter", KW_DURATION, offsetof(struct conf_check, jitter), LOC(struct conf_check, jitter_loc), 0,
+	  NULL, "10% of interval", false, 0, 86400000, NULL, NULL,
+	  "Each wait between checks is the interval plus or minus up to this much, at random, so that "
+	  "checks of many servers do not align." },
+	{ "port", KW_UINT, offsetof(struct conf_check, port), 0, 0, "0", "(the server's port)", false, 0,
+	  65535, NULL, NULL, "Check this port instead of the traffic port." },
+	{ "address", KW_STR, offsetof(struct conf_check, address), 0, 0, NULL, "(the server's address)",
+	  false, 0, 0, NULL, NULL, "Check this IP address (numeric, without a port) instead of the "
+	  "server's." },
+	{ "send", KW_STR, offsetof(struct conf_check, send), 0, 0, NULL, "(nothing)", false, 0, 0, NULL,
+	  NULL, "tcp: bytes to send once connected: text (`\\r` and `\\n` escapes allowed) or "
+	  "`hex:50494e470d0a`." },
+	{ "expect", KW_STR, offsetof(struct conf_check, expect), 0, 0, NULL, "(connecting is enough)",
+	  false, 0, 0, NULL, NULL, "tcp: the answer must start with these bytes (text or `hex:`): "
+	  "`+PONG` for Redis, `220` for an SMTP banner." },
+	{ "tls", KW_BOOL, offsetof(struct conf_check, tls), 0, 0, "false", NULL, false, 0, 0, NULL, NULL,
+	  "tcp: complete a TLS handshake (with the pool's `tls` settings) before `send`." },
+	{ "method", KW_STR, offsetof(struct conf_check, method), 0, 0, "GET", NULL, false, 0, 0, NULL, NULL,
+	  "http, https: request method." },
+	{ "path", KW_STR, offsetof(struct conf_check, path), 0, 0, "/", NULL, false, 0, 0, NULL, NULL,
+	  "http, https: request target." },
+	{ "host", KW_STR, offsetof(struct conf_check, host), 0, 0, NULL, "(the checked address)", false, 0, 0,
+	  NULL, NULL, "http, https: Host field." },
+	{ "headers", KW_MAP, offsetof(struct conf_check, headers), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
+	  "http, https: extra request fields." },
+	{ "expect_status", KW_STR, offsetof(struct conf_check, expect_status), 0, 0, "200-399", NULL, false, 0,
+	  0, NULL, NULL, "http, https: statuses that pass: ranges and single statuses separated by "
+	  "commas, `200-299,301`." },
+	{ "expect_body", KW_STR, offsetof(struct conf_check, expect_body), 0, 0, NULL, "(any body)", false,
+	  0, 0, NULL, NULL, "http, https: the body (its first 64k) must contain this text, or match the "
+	  "PCRE2 pattern written `~pattern`." },
+};
+static const struct kw_table check_table = {
+	"pools[].health_check", "Active health checks: only servers that pass get new traffic. Checks "
+	"run on their own thread and never delay a request.", check_kw, ARRAY_LEN(check_kw), 0, 0,
+};
+
 static const struct kw listener_kw[] = {
 	{ "name", KW_NAME, offsetof(struct conf_listener, name), LOC(struct conf_listener, name_loc), 0,
 	  NULL, NULL, true, 0, 0, NULL, NULL, "Unique name, used in logs and metrics." },
@@ -519,6 +571,9 @@ static const struct kw pool_kw[] = {
 	  NULL, NULL, true, 0, 0, NULL, &server_table, "See `pools[].servers[]`." },
 	{ "tls", KW_SECTION, offsetof(struct conf_pool, tls), LOC(struct conf_pool, tls.loc), 0, NULL, NULL,
 	  false, 0, 0, NULL, &tls_client_table, "See `pools[].tls`." },
+	{ "health_check", KW_SECTION, offsetof(struct conf_pool, check), LOC(struct conf_pool, check.loc), 0,
+	  NULL, "(none: every server counts as up)", false, 0, 0, NULL, &check_table,
+	  "See `pools[].health_check`." },
 };
 static const struct kw_table pool_table = {
 	"pools[]", "Groups of backend servers.", pool_kw, ARRAY_LEN(pool_kw), sizeof(struct conf_pool),
@@ -1064,6 +1119,143 @@ static const char *sub(const char *path, const char *key, char *buf)
 	return buf;
 }
 
+static void *compile_re(struct ctx *c, struct conf_loc loc, const char *path, const char *pat);
+
+/* "hex:50494e47" or text with \\r \\n \\t \\\\ escapes -> bytes. */
+static unsigned char *decode_bytes(const char *text, size_t *len, const char **why)
+{
+	size_t n = strlen(text), o = 0;
+	unsigned char *out = xmalloc(n + 1);
+	if (strncmp(text, "hex:", 4) == 0) {
+		const char *h = text + 4;
+		size_t hl = strlen(h);
+		if (hl == 0 || hl % 2) {
+			*why = "hex: needs an even number of hex digits";
+			goto fail;
+		}
+		for (size_t i = 0; i < hl; i += 2) {
+			unsigned v;
+			if (!isxdigit((unsigned char)h[i]) || !isxdigit((unsigned char)h[i + 1]) ||
+			    sscanf(h + i, "%2x", &v) != 1) {
+				*why = "hex: takes hex digits only";
+				goto fail;
+			}
+			out[o++] = (unsigned char)v;
+		}
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			char ch = text[i];
+			if (ch == '\\' && i + 1 < n) {
+				char e = text[++i];
+				ch = e == 'r' ? '\r' : e == 'n' ? '\n' : e == 't' ? '\t' : e == '\\' ? '\\' : 0;
+				if (!ch) {
+					*why = "unknown escape; use \\r, \\n, \\t or \\\\";
+					goto fail;
+				}
+			}
+			out[o++] = (unsigned char)ch;
+		}
+	}
+	*len = o;
+	return out;
+fail:
+	free(out);
+	return NULL;
+}
+
+/* "200-299,301" -> ranges. */
+static bool parse_statuses(struct conf_check *k)
+{
+	const char *p = k->expect_status;
+	k->nstatus = 0;
+	while (*p) {
+		char *end;
+		long lo = strtol(p, &end, 10), hi = lo;
+		if (end == p || lo < 100 || lo > 599)
+			return false;
+		p = end;
+		if (*p == '-') {
+			hi = strtol(p + 1, &end, 10);
+			if (end == p + 1 || hi < lo || hi > 599)
+				return false;
+			p = end;
+		}
+		if (k->nstatus == ARRAY_LEN(k->status_lo))
+			return false;
+		k->status_lo[k->nstatus] = (uint16_t)lo;
+		k->status_hi[k->nstatus++] = (uint16_t)hi;
+		while (*p == ' ')
+			p++;
+		if (*p == ',') {
+			p++;
+			while (*p == ' ')
+				p++;
+			if (!*p)
+				return false;
+		} else if (*p) {
+			return false;
+		}
+	}
+	return k->nstatus > 0;
+}
+
+static void check_health(struct ctx *c, struct conf_pool *p, const char *path)
+{
+	struct conf_check *k = &p->check;
+	char kp[96];
+	const char *why = NULL;
+	bool allowed;
+	if (!k->loc.line)
+		return;
+	sub(path, "health_check", kp);
+	allowed = k->type == CHECK_TCP || (k->type == CHECK_HTTP && p->protocol == PROTO_HTTP) ||
+		  (k->type == CHECK_HTTPS && p->protocol == PROTO_HTTPS);
+	if (!allowed)
+		err(c, k->loc, kp, "%s %s pool cannot have %s health checks; allowed: %s", article(p->protocol),
+		    conf_proto_name(p->protocol),
+		    check_type_names[k->type], p->protocol == PROTO_HTTP ? "http or tcp" :
+		    p->protocol == PROTO_HTTPS ? "https or tcp" : "tcp");
+	if (k->timeout >= k->interval)
+		err(c, k->loc, kp, "timeout (%llums) must be below interval (%llums)",
+		    (unsigned long long)k->timeout, (unsigned long long)k->interval);
+	if (!k->jitter_loc.line)
+		k->jitter = k->interval / 10;
+	else if (k->jitter * 2 > k->interval)
+		err(c, k->jitter_loc, kp, "jitter must be at most half the interval");
+	if (k->address) {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&k->addr;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&k->addr;
+		memset(&k->addr, 0, sizeof(k->addr));
+		if (inet_pton(AF_INET, k->address, &a4->sin_addr) == 1)
+			a4->sin_family = AF_INET;
+		else if (inet_pton(AF_INET6, k->address, &a6->sin6_addr) == 1)
+			a6->sin6_family = AF_INET6;
+		else
+			err(c, k->loc, kp, "address \"%s\" is not a numeric IP address (write it without a "
+			    "port; use `port` for the port)", k->address);
+	}
+	if (k->type == CHECK_TCP) {
+		if (k->send && !(k->send_bin = decode_bytes(k->send, &k->send_len, &why)))
+			err(c, k->loc, kp, "send: %s", why);
+		if (k->expect && !(k->expect_bin = decode_bytes(k->expect, &k->expect_len, &why)))
+			err(c, k->loc, kp, "expect: %s", why);
+		if (k->tls && !p->tls.enabled)
+			err(c, k->loc, kp, "tls: true needs `tls: { enabled: true }` on the pool (its TLS "
+			    "settings are used)");
+	} else {
+		if (k->send || k->expect || k->tls)
+			err(c, k->loc, kp, "send, expect and tls are for tcp checks; an %s check sends a "
+			    "request and looks at expect_status and expect_body", check_type_names[k->type]);
+		if (!parse_statuses(k))
+			err(c, k->loc, kp, "expect_status \"%s\" is not a list of statuses; write ranges and "
+			    "statuses between 100 and 599 separated by commas, like 200-299,301", k->expect_status);
+		if (k->path && k->path[0] != '/')
+			err(c, k->loc, kp, "path must start with /");
+		if (k->expect_body && k->expect_body[0] == '~')
+			k->body_re = compile_re(c, k->loc, kp, k->expect_body + 1);
+	}
+}
+
 static void check_pools(struct ctx *c, struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->npools; i++) {
@@ -1098,6 +1290,7 @@ static void check_pools(struct ctx *c, struct config *cfg)
 		if (p->tls.loc.line && !p->tls.enabled && p->protocol == PROTO_TCP)
 			warn(c, p->tls.loc, sub(path, "tls", kp), "TLS settings are ignored without "
 			     "`enabled: true`");
+		check_health(c, p, path);
 		if (p->hash_key && !((strncmp(p->hash_key, "header:", 7) == 0 && p->hash_key[7]) ||
 				     (strncmp(p->hash_key, "cookie:", 7) == 0 && p->hash_key[7])))
 			err(c, p->loc, sub(path, "hash_key", kp), "\"%s\" is not a hash key; write "
@@ -1546,6 +1739,19 @@ void conf_free(struct config *cfg)
 		free(p->sticky.cookie);
 		free(p->hash_key);
 		tls_client_free(p->tls.rt);
+		free(p->check.address);
+		free(p->check.send);
+		free(p->check.expect);
+		free(p->check.method);
+		free(p->check.path);
+		free(p->check.host);
+		free_map(&p->check.headers);
+		free(p->check.expect_status);
+		free(p->check.expect_body);
+		free(p->check.send_bin);
+		free(p->check.expect_bin);
+		if (p->check.body_re)
+			pcre2_code_free(p->check.body_re);
 		free(p->tls.ca);
 		free(p->tls.server_name);
 		free(p->tls.cert);

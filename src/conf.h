@@ -71,6 +71,32 @@ struct conf_tls_client {
 	void *rt;                    /* struct tls_client *, built at load */
 };
 
+enum check_type { CHECK_TCP = 0, CHECK_HTTP, CHECK_HTTPS };
+
+/* Active health checks of a pool's servers. */
+struct conf_check {
+	int type;                    /* enum check_type */
+	uint64_t interval, timeout;  /* ms */
+	uint64_t jitter;             /* ms; see jitter_loc */
+	uint64_t rise, fall;
+	uint64_t port;               /* 0: each server's own */
+	char *address;               /* NULL: each server's own (numeric, no port) */
+	char *send, *expect;         /* tcp: as written ("hex:..." or text) */
+	bool tls;                    /* tcp: complete a TLS handshake */
+	char *method, *path, *host;  /* http, https */
+	struct str_map headers;
+	char *expect_status;         /* as written: "200-399", "200,204" */
+	char *expect_body;           /* substring, or "~regex" */
+	/* Derived at load. */
+	uint16_t status_lo[16], status_hi[16];
+	size_t nstatus;
+	void *body_re;               /* pcre2_code * for "~regex" */
+	unsigned char *send_bin, *expect_bin;  /* decoded send/expect */
+	size_t send_len, expect_len;
+	struct sockaddr_storage addr; /* parsed `address` (port 0) */
+	struct conf_loc loc, jitter_loc;   /* line 0: not given */
+};
+
 struct conf_pool {
 	char *name;
 	int protocol;                /* enum proto */
@@ -82,6 +108,7 @@ struct conf_pool {
 	struct conf_server *servers;
 	size_t nservers;
 	struct conf_tls_client tls;
+	struct conf_check check;
 	struct conf_loc loc, name_loc, protocol_loc;
 };
 

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "runtime.h"
 #include "worker.h"
+#include "check.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -132,6 +133,8 @@ static int cmd_run(const char *path)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	rc = workers_start(ws, n);
+	if (rc == 0)
+		rc = checks_start(g);
 	if (sfd < 0 || rc < 0) {
 		log_error("startup: cannot start workers: %s", strerror(sfd < 0 ? errno : -rc));
 		workers_stop(ws, n, 2);
@@ -200,6 +203,7 @@ static int cmd_run(const char *path)
 			break;
 		}
 	}
+	checks_stop();
 	workers_join_free(ws, n);
 	gen_log_counters(g);
 	log_info("stopped");

@@ -1,0 +1,382 @@
+/* The health-check engine: see check.h. */
+#include "check.h"
+#include "addr.h"
+#include "log.h"
+#include "sock.h"
+#include "xport.h"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CHECK_IN_MAX (64 * 1024)
+
+enum { PH_IDLE, PH_CONNECTING, PH_HANDSHAKE, PH_EXCHANGE };
+
+struct check {
+	struct xport x;
+	struct pool_rt *pool;
+	struct lb_server *srv;
+	const struct conf_check *cc;
+	const struct check_ops *ops;
+	struct loop_timer timer;        /* the next check, or the running one's deadline */
+	struct sockaddr_storage addr;   /* where to check */
+	socklen_t addrlen;
+	char host[ADDR_STRLEN];         /* default Host of http checks */
+	int phase;
+	char out[4096];
+	size_t out_len, out_off;
+	char *in;                       /* borrowed while a check runs */
+	size_t in_len;
+	uint64_t started;
+	uint32_t ok_run, fail_run;      /* verdicts in a row */
+	bool healthy;
+	bool decided;                   /* a first verdict was reached */
+	char last_error[160];
+};
+
+static struct {
+	pthread_t thread;
+	struct loop *loop;
+	struct check *checks;
+	size_t n;
+	uint64_t rng;
+	_Atomic bool stop;
+	bool running;
+} ck;
+
+static uint64_t rnd(void)
+{
+	return lb_rand(&ck.rng);
+}
+
+static void finish(struct check *c, int verdict, const char *why);
+
+static void schedule(struct check *c, uint64_t base)
+{
+	const struct conf_check *cc = c->cc;
+	uint64_t j = cc->jitter ? rnd() % (2 * cc->jitter + 1) : 0;
+	loop_timer_set(ck.loop, &c->timer, base + j >= cc->jitter ? base + j - cc->jitter : 1);
+}
+
+static void close_conn(struct check *c)
+{
+	if (c->x.io.fd >= 0)
+		xport_close(&c->x, c->phase == PH_EXCHANGE);
+	c->x = (struct xport){ .io = { .fd = -1 } };
+	free(c->in);
+	c->in = NULL;
+	c->in_len = 0;
+	c->phase = PH_IDLE;
+}
+
+/* Record a verdict; change the server's state after rise passes or fall
+ * failures in a row (the first verdict after startup decides at once). */
+static void verdict(struct check *c, bool ok, const char *why)
+{
+	const char *type = c->ops == &check_tcp_ops ? "tcp" : c->cc->type == CHECK_HTTPS ? "https" : "http";
+	bool change = false;
+	if (ok) {
+		c->fail_run = 0;
+		c->ok_run++;
+		if (!c->healthy && (c->ok_run >= c->cc->rise || !c->decided))
+			change = true;
+	} else {
+		c->ok_run = 0;
+		c->fail_run++;
+		snprintf(c->last_error, sizeof(c->last_error), "%s", why);
+		if (c->healthy && (c->fail_run >= c->cc->fall || !c->decided))
+			change = true;
+	}
+	c->decided = true;
+	if (!change)
+		return;
+	c->healthy = ok;
+	atomic_store(&c->srv->state, ok ? SRV_UP : SRV_DOWN);
+	if (ok)
+		log_warn("pool %s: server %s is up (check %s passed %u time%s in a row)",
+			 c->pool->conf->name, c->srv->name, type, c->ok_run, c->ok_run == 1 ? "" : "s");
+	else
+		log_warn("pool %s: server %s is down (check %s: %s)", c->pool->conf->name, c->srv->name,
+			 type, why);
+}
+
+static void finish(struct check *c, int v, const char *why)
+{
+	uint64_t took = loop_now(ck.loop) - c->started;
+	close_conn(c);
+	if (v == CHECK_PASS)
+		log_debug("pool %s: server %s: check passed in %llums", c->pool->conf->name, c->srv->name,
+			  (unsigned long long)took);
+	else
+		log_debug("pool %s: server %s: check failed: %s", c->pool->conf->name, c->srv->name, why);
+	verdict(c, v == CHECK_PASS, why);
+	schedule(c, c->cc->interval > took ? c->cc->interval - took : 1);
+}
+
+static void judge(struct check *c, bool eof)
+{
+	char why[160] = "";
+	int v = c->ops->judge(c->cc, c->in ? c->in : "", c->in_len, eof, why, sizeof(why));
+	if (v == CHECK_MORE && eof)
+		v = CHECK_FAIL;
+	if (v != CHECK_MORE)
+		finish(c, v, why[0] ? why : "closed before the answer was complete");
+}
+
+/* Send what is left, then read and judge. */
+static void exchange(struct check *c)
+{
+	char why[200];
+	ssize_t n;
+	while (c->out_off < c->out_len && c->x.can_write) {
+		n = xport_send(&c->x, c->out + c->out_off, c->out_len - c->out_off);
+		if (n == FL_AGAIN)
+			break;
+		if (n < 0) {
+			snprintf(why, sizeof(why), "send: %s", strerror((int)-n));
+			finish(c, CHECK_FAIL, why);
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off < c->out_len)
+		return;
+	if (!c->in) {
+		/* A tcp check without `expect` passes as soon as it is connected. */
+		c->in = xmalloc(CHECK_IN_MAX);
+		if (c->ops->judge(c->cc, "", 0, false, why, sizeof(why)) == CHECK_PASS) {
+			finish(c, CHECK_PASS, "");
+			return;
+		}
+	}
+	while (c->x.can_read) {
+		if (c->in_len == CHECK_IN_MAX) {
+			judge(c, true);  /* all that is judged */
+			return;
+		}
+		n = xport_recv(&c->x, c->in + c->in_len, CHECK_IN_MAX - c->in_len);
+		if (n == FL_AGAIN)
+			break;
+		if (n < 0) {
+			snprintf(why, sizeof(why), "receive: %s", strerror((int)-n));
+			finish(c, CHECK_FAIL, why);
+			return;
+		}
+		if (n == 0) {
+			judge(c, true);
+			return;
+		}
+		c->in_len += (size_t)n;
+		judge(c, false);
+		if (c->phase == PH_IDLE)
+			return;
+	}
+}
+
+static void handshake(struct check *c)
+{
+	char why[256], msg[300];
+	int rc = xport_tls_connect(&c->x, why, sizeof(why));
+	if (rc == FL_AGAIN)
+		return;
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "TLS: %s", why);
+		finish(c, CHECK_FAIL, msg);
+		return;
+	}
+	c->phase = PH_EXCHANGE;
+	c->x.can_read = c->x.can_write = true;
+	exchange(c);
+}
+
+static void connected(struct check *c)
+{
+	bool tls = c->cc->type == CHECK_HTTPS || (c->cc->type == CHECK_TCP && c->cc->tls);
+	c->out_len = c->ops->request(c->cc, c->host, c->out, sizeof(c->out));
+	c->out_off = 0;
+	if (tls) {
+		c->x.tls = tls_client_conn(c->pool->conf->tls.rt, c->x.io.fd, NULL, NULL);
+		if (!c->x.tls) {
+			finish(c, CHECK_FAIL, "TLS: out of memory");
+			return;
+		}
+		c->phase = PH_HANDSHAKE;
+		handshake(c);
+		return;
+	}
+	c->phase = PH_EXCHANGE;
+	exchange(c);
+}
+
+static void on_event(struct loop *l, struct loop_io *io, uint32_t ev)
+{
+	struct check *c = container_of(io, struct check, x.io);
+	char why[160];
+	xport_note(&c->x, ev);
+	switch (c->phase) {
+	case PH_CONNECTING: {
+		int err;
+		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		err = sock_connect_result(io->fd, ev);
+		if (err) {
+			snprintf(why, sizeof(why), "connect: %s", strerror(err));
+			finish(c, CHECK_FAIL, why);
+			return;
+		}
+		connected(c);
+		break;
+	}
+	case PH_HANDSHAKE:
+		handshake(c);
+		break;
+	case PH_EXCHANGE:
+		exchange(c);
+		break;
+	}
+}
+
+static void start(struct check *c)
+{
+	char why[160];
+	int fd, rc;
+	c->started = loop_now(ck.loop);
+	loop_timer_set(ck.loop, &c->timer, c->cc->timeout);
+	fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+		finish(c, CHECK_FAIL, why);
+		return;
+	}
+	c->x = (struct xport){ .io = { .fd = fd, .fn = on_event } };
+	c->phase = PH_CONNECTING;
+	rc = sock_connect(ck.loop, &c->x.io, (struct sockaddr *)&c->addr, c->addrlen);
+	if (rc < 0 && rc != FL_AGAIN) {
+		snprintf(why, sizeof(why), "connect: %s", strerror(-rc));
+		finish(c, CHECK_FAIL, why);
+		return;
+	}
+	if (rc == 0) {
+		c->x.can_write = true;
+		connected(c);
+	}
+}
+
+static void on_timer(struct loop *l, struct loop_timer *t)
+{
+	struct check *c = container_of(t, struct check, timer);
+	char why[64];
+	if (c->phase == PH_IDLE) {
+		start(c);
+		return;
+	}
+	snprintf(why, sizeof(why), "timeout after %llums", (unsigned long long)c->cc->timeout);
+	finish(c, CHECK_FAIL, why);
+}
+
+static void on_wake(struct loop *l, void *arg)
+{
+}
+
+static void *check_main(void *arg)
+{
+	pthread_setname_np(pthread_self(), "fulcrum-check");
+	while (!atomic_load(&ck.stop)) {
+		int rc = loop_run_once(ck.loop, -1);
+		if (rc < 0) {
+			log_error("health checks: event loop: %s", strerror(-rc));
+			break;
+		}
+		log_flush();
+	}
+	for (size_t i = 0; i < ck.n; i++)
+		close_conn(&ck.checks[i]);
+	log_flush();
+	return NULL;
+}
+
+int checks_start(struct gen *g)
+{
+	size_t n = 0, k = 0;
+	int rc;
+	for (size_t p = 0; p < g->npools; p++)
+		if (g->pools[p].conf->check.loc.line)
+			n += g->pools[p].lb.nservers;
+	if (n == 0)
+		return 0;
+	ck.loop = loop_new();
+	if (!ck.loop)
+		return -errno;
+	loop_set_wake(ck.loop, on_wake, NULL);
+	ck.rng = now_ms() | 1;
+	ck.checks = xcalloc(n, sizeof(*ck.checks));
+	for (size_t p = 0; p < g->npools; p++) {
+		struct pool_rt *pool = &g->pools[p];
+		const struct conf_check *cc = &pool->conf->check;
+		if (!cc->loc.line)
+			continue;
+		for (uint32_t s = 0; s < pool->lb.nservers; s++, k++) {
+			struct check *c = &ck.checks[k];
+			struct lb_server *srv = &pool->lb.servers[s];
+			c->pool = pool;
+			c->srv = srv;
+			c->cc = cc;
+			c->ops = cc->type == CHECK_TCP ? &check_tcp_ops : &check_http_ops;
+			c->x.io.fd = -1;
+			c->timer.fn = on_timer;
+			c->healthy = true;
+			c->addr = srv->addr;
+			c->addrlen = srv->addrlen;
+			if (cc->address) {
+				uint16_t port = srv->addr.ss_family == AF_INET6 ?
+					((struct sockaddr_in6 *)&srv->addr)->sin6_port :
+					((struct sockaddr_in *)&srv->addr)->sin_port;
+				c->addr = cc->addr;
+				c->addrlen = cc->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+					     sizeof(struct sockaddr_in);
+				if (c->addr.ss_family == AF_INET6)
+					((struct sockaddr_in6 *)&c->addr)->sin6_port = port;
+				else
+					((struct sockaddr_in *)&c->addr)->sin_port = port;
+			}
+			if (cc->port) {
+				if (c->addr.ss_family == AF_INET6)
+					((struct sockaddr_in6 *)&c->addr)->sin6_port = htons((uint16_t)cc->port);
+				else
+					((struct sockaddr_in *)&c->addr)->sin_port = htons((uint16_t)cc->port);
+			}
+			addr_format_host((struct sockaddr *)&c->addr, c->host, sizeof(c->host));
+			/* The first checks are spread over the first interval's jitter. */
+			loop_timer_set(ck.loop, &c->timer, 1 + (cc->jitter ? rnd() % (cc->jitter + 1) : 0));
+		}
+	}
+	ck.n = n;
+	atomic_store(&ck.stop, false);
+	rc = pthread_create(&ck.thread, NULL, check_main, NULL);
+	if (rc != 0) {
+		loop_free(ck.loop);
+		free(ck.checks);
+		ck.loop = NULL;
+		ck.checks = NULL;
+		return -rc;
+	}
+	ck.running = true;
+	return 0;
+}
+
+void checks_stop(void)
+{
+	if (!ck.running)
+		return;
+	atomic_store(&ck.stop, true);
+	loop_wake(ck.loop);
+	pthread_join(ck.thread, NULL);
+	loop_free(ck.loop);
+	free(ck.checks);
+	memset(&ck, 0, sizeof(ck));
+}
