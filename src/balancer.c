@@ -115,14 +115,18 @@ static uint32_t *cand_buf(uint32_t n)
 }
 
 static uint32_t collect(const struct lb_pool *pool, const struct lb_ctx *ctx,
-			bool backup, uint32_t *cand)
+			bool backup, bool ignore_health, uint32_t *cand)
 {
 	uint32_t n = 0;
 
 	for (uint32_t i = 0; i < pool->nservers; i++) {
 		const struct lb_server *s = &pool->servers[i];
+		bool ok = ignore_health ?
+			atomic_load_explicit(&s->state, memory_order_relaxed) == SRV_UP &&
+			atomic_load_explicit(&s->weight, memory_order_relaxed) > 0 :
+			lb_server_usable(s);
 
-		if (s->backup == backup && lb_server_usable(s) && !lb_tried(ctx, i))
+		if (s->backup == backup && ok && !lb_tried(ctx, i))
 			cand[n++] = i;
 	}
 	return n;
@@ -142,9 +146,14 @@ struct lb_server *lb_pick(const struct lb_pool *pool, void *wstate,
 		cand = cand_buf(pool->nservers);
 	/* Backups are a second pass rather than a filter in one pass: the common
 	 * case has a primary, and then backups cost nothing. */
-	ncand = collect(pool, ctx, false, cand);
+	ncand = collect(pool, ctx, false, false, cand);
 	if (ncand == 0)
-		ncand = collect(pool, ctx, true, cand);
+		ncand = collect(pool, ctx, true, false, cand);
+	if (ncand == 0 && pool->all_down_spread) {
+		ncand = collect(pool, ctx, false, true, cand);
+		if (ncand == 0)
+			ncand = collect(pool, ctx, true, true, cand);
+	}
 	if (ncand == 0)
 		goto out;
 	picked = &pool->servers[pool->ops->pick(pool, wstate, cand, ncand, ctx)];

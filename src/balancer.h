@@ -16,9 +16,11 @@
 #include "common.h"
 #include <sys/socket.h>
 
+/* The administrative state (config now, the admin API later). Health is
+ * separate (lb_server.down), so a check never undoes an operator's drain. */
 enum srv_state {
 	SRV_UP = 0,
-	SRV_DOWN,        /* failed its checks: no traffic */
+	SRV_DOWN,        /* taken out: no traffic */
 	SRV_DRAIN,       /* no new streams, existing ones finish */
 	SRV_MAINT,       /* no traffic, checks keep running */
 };
@@ -37,6 +39,7 @@ struct lb_server {
 	bool backup;
 	_Atomic uint32_t weight;        /* effective weight; 0 = no new traffic */
 	_Atomic int state;              /* enum srv_state */
+	_Atomic bool down;              /* failed its health checks */
 	_Atomic uint32_t active;        /* open streams, all workers */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -76,6 +79,7 @@ struct lb_pool {
 	struct lb_server *servers;
 	uint32_t nservers;
 	void *shared;                   /* algorithm's read-only state */
+	bool all_down_spread;           /* every server down: use them all anyway */
 };
 
 /* Look up an algorithm by keyword; NULL if unknown. */
@@ -89,16 +93,19 @@ const char *lb_algo_names(void);
 int lb_pool_init(struct lb_pool *pool, enum lb_algo algo);
 void lb_pool_destroy(struct lb_pool *pool);
 
-/* Pick a server for a stream. `wstate` is this worker's state from
+/* Pick a server for a stream. When every server is down and the pool says
+ * all_down: spread, the servers failing their checks are used anyway (but
+ * never those drained or in maintenance). `wstate` is this worker's state from
  * ops->worker_new (may be NULL when the algorithm has none).
  * Returns the server, or NULL when no eligible server is left. */
 struct lb_server *lb_pick(const struct lb_pool *pool, void *wstate,
 			  const struct lb_ctx *ctx);
 
-/* A server can take new streams: UP and weight > 0 (ignores tried). */
+/* A server can take new streams: UP, healthy and weight > 0 (ignores tried). */
 static inline bool lb_server_usable(const struct lb_server *s)
 {
 	return atomic_load_explicit(&s->state, memory_order_relaxed) == SRV_UP &&
+	       !atomic_load_explicit(&s->down, memory_order_relaxed) &&
 	       atomic_load_explicit(&s->weight, memory_order_relaxed) > 0;
 }
 

@@ -7,6 +7,8 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +58,42 @@ static uint64_t rnd(void)
 
 static void finish(struct check *c, int verdict, const char *why);
 
+extern char **environ;
+
+/* Run the pool's on_change command, without waiting for it (children are
+ * reaped by the check loop). */
+static void run_hook(const struct check *c, const char *type, bool up, const char *why)
+{
+	const char *cmd = c->pool->conf->on_change;
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL };
+	char *vars[5], **envp;
+	size_t n = 0, k = 0;
+	pid_t pid;
+	int rc;
+	if (!cmd)
+		return;
+	while (environ[n])
+		n++;
+	envp = xcalloc(n + 6, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "FULCRUM_", 8) != 0)
+			envp[k++] = environ[i];
+	if (asprintf(&vars[0], "FULCRUM_POOL=%s", c->pool->conf->name) < 0 ||
+	    asprintf(&vars[1], "FULCRUM_SERVER=%s", c->srv->name) < 0 ||
+	    asprintf(&vars[2], "FULCRUM_STATE=%s", up ? "up" : "down") < 0 ||
+	    asprintf(&vars[3], "FULCRUM_REASON=%s", why) < 0 ||
+	    asprintf(&vars[4], "FULCRUM_CHECK=%s", type) < 0)
+		abort();
+	for (size_t i = 0; i < 5; i++)
+		envp[k++] = vars[i];
+	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp);
+	if (rc != 0)
+		log_error("pool %s: on_change: cannot run \"%s\": %s", c->pool->conf->name, cmd, strerror(rc));
+	for (size_t i = 0; i < 5; i++)
+		free(vars[i]);
+	free(envp);
+}
+
 static void schedule(struct check *c, uint64_t base)
 {
 	const struct conf_check *cc = c->cc;
@@ -96,13 +134,19 @@ static void verdict(struct check *c, bool ok, const char *why)
 	if (!change)
 		return;
 	c->healthy = ok;
-	atomic_store(&c->srv->state, ok ? SRV_UP : SRV_DOWN);
-	if (ok)
-		log_warn("pool %s: server %s is up (check %s passed %u time%s in a row)",
-			 c->pool->conf->name, c->srv->name, type, c->ok_run, c->ok_run == 1 ? "" : "s");
-	else
-		log_warn("pool %s: server %s is down (check %s: %s)", c->pool->conf->name, c->srv->name,
-			 type, why);
+	atomic_store(&c->srv->down, !ok);
+	if (ok) {
+		char reason[64];
+		snprintf(reason, sizeof(reason), "check %s passed %u time%s in a row", type, c->ok_run,
+			 c->ok_run == 1 ? "" : "s");
+		log_warn("pool %s: server %s is up (%s)", c->pool->conf->name, c->srv->name, reason);
+		run_hook(c, type, true, reason);
+	} else {
+		char reason[200];
+		snprintf(reason, sizeof(reason), "check %s: %s", type, why);
+		log_warn("pool %s: server %s is down (%s)", c->pool->conf->name, c->srv->name, reason);
+		run_hook(c, type, false, reason);
+	}
 }
 
 static void finish(struct check *c, int v, const char *why)
@@ -292,6 +336,8 @@ static void *check_main(void *arg)
 			log_error("health checks: event loop: %s", strerror(-rc));
 			break;
 		}
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;  /* on_change commands that ended */
 		log_flush();
 	}
 	for (size_t i = 0; i < ck.n; i++)

@@ -69,6 +69,8 @@ static const char *const level_names[] = { "error", "warn", "info", "debug", NUL
 static const char *const format_names[] = { "text", "json", NULL };
 static const char *const fwd_names[] = { "auto", "buffer", NULL };
 static const char *const tls_version_names[] = { "1.2", "1.3", NULL };
+static const char *const server_state_names[] = { "up", "drain", "maintenance", NULL };
+static const char *const all_down_names[] = { "fail", "spread", NULL };
 static const char *const check_type_names[] = { "tcp", "http", "https", NULL };
 static const char *const client_auth_names[] = { "none", "optional", "required", NULL };
 static const char *const algo_names[] = {
@@ -451,6 +453,16 @@ static const struct kw_table check_table = {
 	"run on their own thread and never delay a request.", check_kw, ARRAY_LEN(check_kw), 0, 0,
 };
 
+static const struct kw on_change_kw[] = {
+	{ "exec", KW_STR, offsetof(struct conf_pool, on_change), 0, 0, NULL, NULL, true, 0, 0, NULL, NULL,
+	  "Command run (by /bin/sh, without waiting for it) each time a server of the pool goes down or "
+	  "comes back, with FULCRUM_POOL, FULCRUM_SERVER, FULCRUM_STATE (`up` or `down`), "
+	  "FULCRUM_REASON and FULCRUM_CHECK in its environment." },
+};
+static const struct kw_table on_change_table = {
+	"pools[].on_change", "A hook for alerting or automation.", on_change_kw, ARRAY_LEN(on_change_kw), 0, 0,
+};
+
 static const struct kw listener_kw[] = {
 	{ "name", KW_NAME, offsetof(struct conf_listener, name), LOC(struct conf_listener, name_loc), 0,
 	  NULL, NULL, true, 0, 0, NULL, NULL, "Unique name, used in logs and metrics." },
@@ -520,6 +532,10 @@ static const struct kw server_kw[] = {
 	  NULL, "Share of new connections relative to the other servers; 0 takes no new traffic." },
 	{ "backup", KW_BOOL, offsetof(struct conf_server, backup), 0, 0, "false", NULL, false, 0, 0, NULL,
 	  NULL, "Used only when no non-backup server of the pool can be used." },
+	{ "state", KW_ENUM, offsetof(struct conf_server, state), 0, 0, "up", NULL, false, 0, 0,
+	  server_state_names, NULL,
+	  "`up`; `drain`: no new connections or requests, open ones finish; `maintenance`: no new "
+	  "traffic while health checks keep running (its check results are still logged)." },
 };
 static const struct kw_table server_table = {
 	"pools[].servers[]", "The backends of a pool.", server_kw, ARRAY_LEN(server_kw),
@@ -574,6 +590,13 @@ static const struct kw pool_kw[] = {
 	{ "health_check", KW_SECTION, offsetof(struct conf_pool, check), LOC(struct conf_pool, check.loc), 0,
 	  NULL, "(none: every server counts as up)", false, 0, 0, NULL, &check_table,
 	  "See `pools[].health_check`." },
+	{ "all_down", KW_ENUM, offsetof(struct conf_pool, all_down), 0, 0, "fail", NULL, false, 0, 0,
+	  all_down_names, NULL,
+	  "When every server fails its checks: `fail` refuses (503, or the connection is closed); "
+	  "`spread` sends to all of them anyway, as cloud load balancers do (drained and maintenance "
+	  "servers excepted)." },
+	{ "on_change", KW_SECTION, 0, 0, 0, NULL, NULL, false, 0, 0, NULL, &on_change_table,
+	  "See `pools[].on_change`." },
 };
 static const struct kw_table pool_table = {
 	"pools[]", "Groups of backend servers.", pool_kw, ARRAY_LEN(pool_kw), sizeof(struct conf_pool),
@@ -1739,6 +1762,7 @@ void conf_free(struct config *cfg)
 		free(p->sticky.cookie);
 		free(p->hash_key);
 		tls_client_free(p->tls.rt);
+		free(p->on_change);
 		free(p->check.address);
 		free(p->check.send);
 		free(p->check.expect);

@@ -44,6 +44,7 @@ struct conf_server {
 	struct conf_addr addr;       /* addr.text is the server's name */
 	uint64_t weight;
 	bool backup;
+	int state;                   /* 0 up, 1 drain, 2 maintenance */
 	struct conf_loc loc;
 };
 
@@ -109,6 +110,8 @@ struct conf_pool {
 	size_t nservers;
 	struct conf_tls_client tls;
 	struct conf_check check;
+	int all_down;                /* 0 fail, 1 spread */
+	char *on_change;             /* on_change.exec: command run on each server state change */
 	struct conf_loc loc, name_loc, protocol_loc;
 };
 

@@ -57,7 +57,9 @@ struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
 			ls->index = (uint32_t)s;
 			ls->backup = cp->servers[s].backup;
 			atomic_init(&ls->weight, (uint32_t)cp->servers[s].weight);
-			atomic_init(&ls->state, SRV_UP);
+			atomic_init(&ls->state, cp->servers[s].state == 1 ? SRV_DRAIN :
+					  cp->servers[s].state == 2 ? SRV_MAINT : SRV_UP);
+			atomic_init(&ls->down, false);
 			atomic_init(&ls->active, 0);
 			ls->addr = cp->servers[s].addr.ss;
 			ls->addrlen = cp->servers[s].addr.len;
@@ -76,6 +78,7 @@ struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
 			gen_free(g);
 			return NULL;
 		}
+		p->lb.all_down_spread = cp->all_down == 1;
 	}
 	g->nlisteners = cfg->nlisteners;
 	g->listeners = xcalloc(g->nlisteners, sizeof(*g->listeners));
