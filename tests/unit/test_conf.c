@@ -458,7 +458,7 @@ static void test_unknown_key(void **state)
 		"(valid keys here: name, bind, protocol, public, allow, deny, pool, routes, limits, trusted_proxies, forwarded, error_pages, max_connections, "
 		"backlog, forwarding, timeouts, tls, tls_passthrough)",
 		"t.yaml:12:9: pools[0].servers[0]: unknown key \"colour\" "
-		"(valid keys here: address, weight, backup)");
+		"(valid keys here: address, weight, backup, state)");
 }
 
 /* A misspelt required section: the suggestion, and the missing section. */
