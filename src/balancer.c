@@ -295,3 +295,28 @@ uint32_t lb_rendezvous(const struct lb_pool *pool, const uint64_t *seeds,
 	}
 	return picked;
 }
+
+bool lb_passive_failure(struct lb_pool *pool, struct lb_server *s, uint64_t now)
+{
+	uint64_t none = 0, dur;
+	uint32_t n, k;
+	if (!pool->passive_failures)
+		return false;
+	n = atomic_fetch_add_explicit(&s->pfails, 1, memory_order_relaxed) + 1;
+	if (n < pool->passive_failures || atomic_load_explicit(&s->ejected_until, memory_order_relaxed))
+		return false;
+	if (atomic_fetch_add(&pool->nejected, 1) >= pool->passive_max_ejected) {
+		atomic_fetch_sub(&pool->nejected, 1);
+		return false;
+	}
+	/* Each ejection of a server lasts twice the one before, up to 10 times
+	 * the base. */
+	k = atomic_fetch_add(&s->ejections, 1);
+	dur = pool->passive_ejection_ms * (k >= 4 ? 10 : (1u << k) > 10 ? 10 : (1u << k));
+	if (!atomic_compare_exchange_strong(&s->ejected_until, &none, now + dur)) {
+		atomic_fetch_sub(&s->ejections, 1);
+		atomic_fetch_sub(&pool->nejected, 1);
+		return false;
+	}
+	return true;
+}

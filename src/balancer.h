@@ -40,6 +40,9 @@ struct lb_server {
 	_Atomic uint32_t weight;        /* effective weight; 0 = no new traffic */
 	_Atomic int state;              /* enum srv_state */
 	_Atomic bool down;              /* failed its health checks */
+	_Atomic uint32_t pfails;        /* passive: failures of real traffic in a row */
+	_Atomic uint64_t ejected_until; /* passive: ejected until this time (ms), 0 = not */
+	_Atomic uint32_t ejections;     /* passive: ejections so far */
 	_Atomic uint32_t active;        /* open streams, all workers */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -80,7 +83,26 @@ struct lb_pool {
 	uint32_t nservers;
 	void *shared;                   /* algorithm's read-only state */
 	bool all_down_spread;           /* every server down: use them all anyway */
+	/* Passive outlier detection (0 = off): the workers count failures and
+	 * eject; the check thread ends ejections and logs both. */
+	uint32_t passive_failures;
+	uint64_t passive_ejection_ms;
+	uint32_t passive_max_ejected;   /* servers at most out at once */
+	_Atomic uint32_t nejected;
 };
+
+/* Real traffic to s failed (connect failure or timeout, or a 5xx when the
+ * pool counts them): after passive_failures in a row the server is ejected
+ * (unless that would eject more than passive_max_ejected). `now` is the
+ * caller's clock in ms. Returns true when this call ejected it. */
+bool lb_passive_failure(struct lb_pool *pool, struct lb_server *s, uint64_t now);
+/* Real traffic to s succeeded: its run of failures ends. */
+static inline void lb_passive_success(struct lb_server *s)
+{
+	if (atomic_load_explicit(&s->pfails, memory_order_relaxed))
+		atomic_store_explicit(&s->pfails, 0, memory_order_relaxed);
+}
+
 
 /* Look up an algorithm by keyword; NULL if unknown. */
 const struct lb_ops *lb_ops_by_name(const char *name);
@@ -106,6 +128,7 @@ static inline bool lb_server_usable(const struct lb_server *s)
 {
 	return atomic_load_explicit(&s->state, memory_order_relaxed) == SRV_UP &&
 	       !atomic_load_explicit(&s->down, memory_order_relaxed) &&
+	       !atomic_load_explicit(&s->ejected_until, memory_order_relaxed) &&
 	       atomic_load_explicit(&s->weight, memory_order_relaxed) > 0;
 }
 

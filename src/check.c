@@ -41,11 +41,17 @@ struct check {
 	char last_error[160];
 };
 
+#define PASSIVE_TICK_MS 100
+
 static struct {
 	pthread_t thread;
 	struct loop *loop;
 	struct check *checks;
 	size_t n;
+	struct gen *gen;
+	bool *ejected_seen;             /* an ejection was announced, per server */
+	size_t *seen_off;               /* [pool] its first server's slot in ejected_seen */
+	struct loop_timer tick;         /* passive ejections: announce and end them */
 	uint64_t rng;
 	_Atomic bool stop;
 	bool running;
@@ -62,9 +68,10 @@ extern char **environ;
 
 /* Run the pool's on_change command, without waiting for it (children are
  * reaped by the check loop). */
-static void run_hook(const struct check *c, const char *type, bool up, const char *why)
+static void run_hook(const struct pool_rt *pool, const struct lb_server *srv, const char *type, bool up,
+		     const char *why)
 {
-	const char *cmd = c->pool->conf->on_change;
+	const char *cmd = pool->conf->on_change;
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL };
 	char *vars[5], **envp;
 	size_t n = 0, k = 0;
@@ -78,8 +85,8 @@ static void run_hook(const struct check *c, const char *type, bool up, const cha
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(environ[i], "FULCRUM_", 8) != 0)
 			envp[k++] = environ[i];
-	if (asprintf(&vars[0], "FULCRUM_POOL=%s", c->pool->conf->name) < 0 ||
-	    asprintf(&vars[1], "FULCRUM_SERVER=%s", c->srv->name) < 0 ||
+	if (asprintf(&vars[0], "FULCRUM_POOL=%s", pool->conf->name) < 0 ||
+	    asprintf(&vars[1], "FULCRUM_SERVER=%s", srv->name) < 0 ||
 	    asprintf(&vars[2], "FULCRUM_STATE=%s", up ? "up" : "down") < 0 ||
 	    asprintf(&vars[3], "FULCRUM_REASON=%s", why) < 0 ||
 	    asprintf(&vars[4], "FULCRUM_CHECK=%s", type) < 0)
@@ -88,7 +95,7 @@ static void run_hook(const struct check *c, const char *type, bool up, const cha
 		envp[k++] = vars[i];
 	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp);
 	if (rc != 0)
-		log_error("pool %s: on_change: cannot run \"%s\": %s", c->pool->conf->name, cmd, strerror(rc));
+		log_error("pool %s: on_change: cannot run \"%s\": %s", pool->conf->name, cmd, strerror(rc));
 	for (size_t i = 0; i < 5; i++)
 		free(vars[i]);
 	free(envp);
@@ -140,12 +147,12 @@ static void verdict(struct check *c, bool ok, const char *why)
 		snprintf(reason, sizeof(reason), "check %s passed %u time%s in a row", type, c->ok_run,
 			 c->ok_run == 1 ? "" : "s");
 		log_warn("pool %s: server %s is up (%s)", c->pool->conf->name, c->srv->name, reason);
-		run_hook(c, type, true, reason);
+		run_hook(c->pool, c->srv, type, true, reason);
 	} else {
 		char reason[200];
 		snprintf(reason, sizeof(reason), "check %s: %s", type, why);
 		log_warn("pool %s: server %s is down (%s)", c->pool->conf->name, c->srv->name, reason);
-		run_hook(c, type, false, reason);
+		run_hook(c->pool, c->srv, type, false, reason);
 	}
 }
 
@@ -327,6 +334,43 @@ static void on_wake(struct loop *l, void *arg)
 {
 }
 
+/* The workers eject servers (lb_passive_failure); here ejections are
+ * announced (log, on_change) and ended when their time is up. */
+static void on_tick(struct loop *l, struct loop_timer *t)
+{
+	struct gen *g = ck.gen;
+	uint64_t now = loop_now(l);
+	for (size_t p = 0; p < g->npools; p++) {
+		struct pool_rt *pool = &g->pools[p];
+		if (!pool->lb.passive_failures)
+			continue;
+		for (uint32_t i = 0; i < pool->lb.nservers; i++) {
+			struct lb_server *srv = &pool->lb.servers[i];
+			bool *seen = &ck.ejected_seen[ck.seen_off[p] + i];
+			uint64_t until = atomic_load(&srv->ejected_until);
+			char why[160];
+			if (until && !*seen) {
+				*seen = true;
+				snprintf(why, sizeof(why), "passive: %llu failures in a row; ejected for %llus",
+					 (unsigned long long)pool->lb.passive_failures,
+					 (unsigned long long)((until > now ? until - now : 0) + 999) / 1000);
+				log_warn("pool %s: server %s is down (%s)", pool->conf->name, srv->name, why);
+				run_hook(pool, srv, "passive", false, why);
+			}
+			if (until && now >= until) {
+				*seen = false;
+				atomic_store(&srv->pfails, 0);
+				atomic_store(&srv->ejected_until, 0);
+				atomic_fetch_sub(&pool->lb.nejected, 1);
+				log_warn("pool %s: server %s is up (passive: its ejection ended)", pool->conf->name,
+					 srv->name);
+				run_hook(pool, srv, "passive", true, "passive: its ejection ended");
+			}
+		}
+	}
+	loop_timer_set(l, t, PASSIVE_TICK_MS);
+}
+
 static void *check_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "fulcrum-check");
@@ -348,19 +392,23 @@ static void *check_main(void *arg)
 
 int checks_start(struct gen *g)
 {
-	size_t n = 0, k = 0;
+	size_t n = 0, k = 0, npassive = 0;
 	int rc;
-	for (size_t p = 0; p < g->npools; p++)
+	for (size_t p = 0; p < g->npools; p++) {
 		if (g->pools[p].conf->check.loc.line)
 			n += g->pools[p].lb.nservers;
-	if (n == 0)
+		if (g->pools[p].lb.passive_failures)
+			npassive++;
+	}
+	if (n == 0 && npassive == 0)
 		return 0;
+	ck.gen = g;
 	ck.loop = loop_new();
 	if (!ck.loop)
 		return -errno;
 	loop_set_wake(ck.loop, on_wake, NULL);
 	ck.rng = now_ms() | 1;
-	ck.checks = xcalloc(n, sizeof(*ck.checks));
+	ck.checks = n ? xcalloc(n, sizeof(*ck.checks)) : NULL;
 	for (size_t p = 0; p < g->npools; p++) {
 		struct pool_rt *pool = &g->pools[p];
 		const struct conf_check *cc = &pool->conf->check;
@@ -402,6 +450,17 @@ int checks_start(struct gen *g)
 		}
 	}
 	ck.n = n;
+	if (npassive) {
+		size_t total = 0;
+		ck.seen_off = xcalloc(g->npools, sizeof(*ck.seen_off));
+		for (size_t p = 0; p < g->npools; p++) {
+			ck.seen_off[p] = total;
+			total += g->pools[p].lb.nservers;
+		}
+		ck.ejected_seen = xcalloc(total ? total : 1, sizeof(bool));
+		ck.tick.fn = on_tick;
+		loop_timer_set(ck.loop, &ck.tick, PASSIVE_TICK_MS);
+	}
 	atomic_store(&ck.stop, false);
 	rc = pthread_create(&ck.thread, NULL, check_main, NULL);
 	if (rc != 0) {
@@ -424,5 +483,7 @@ void checks_stop(void)
 	pthread_join(ck.thread, NULL);
 	loop_free(ck.loop);
 	free(ck.checks);
+	free(ck.ejected_seen);
+	free(ck.seen_off);
 	memset(&ck, 0, sizeof(ck));
 }

@@ -463,6 +463,24 @@ static const struct kw_table on_change_table = {
 	"pools[].on_change", "A hook for alerting or automation.", on_change_kw, ARRAY_LEN(on_change_kw), 0, 0,
 };
 
+static const struct kw passive_kw[] = {
+	{ "consecutive_failures", KW_UINT, offsetof(struct conf_pool, passive.failures), 0, 0, "5", NULL,
+	  false, 1, 1000, NULL, NULL, "Failures of real traffic in a row (connects that fail or time "
+	  "out, servers that time out, and 5xx answers with `http_5xx`) that eject a server." },
+	{ "base_ejection", KW_DURATION, offsetof(struct conf_pool, passive.ejection), 0, 0, "30s", NULL, false,
+	  100, 86400000, NULL, NULL, "How long a first ejection lasts; each further ejection of the same "
+	  "server lasts twice as long as the one before, up to 10 times this." },
+	{ "max_ejected_percent", KW_UINT, offsetof(struct conf_pool, passive.max_percent), 0, 0, "50", NULL,
+	  false, 0, 100, NULL, NULL, "Never eject more than this share of the pool's servers at once "
+	  "(at least one may always be ejected)." },
+	{ "http_5xx", KW_BOOL, offsetof(struct conf_pool, passive.http_5xx), 0, 0, "false", NULL, false, 0, 0,
+	  NULL, NULL, "http, https: count 5xx answers of the server as failures." },
+};
+static const struct kw_table passive_table = {
+	"pools[].passive", "Passive outlier detection: servers that fail real traffic are ejected "
+	"for a while, whether or not they have active checks.", passive_kw, ARRAY_LEN(passive_kw), 0, 0,
+};
+
 static const struct kw listener_kw[] = {
 	{ "name", KW_NAME, offsetof(struct conf_listener, name), LOC(struct conf_listener, name_loc), 0,
 	  NULL, NULL, true, 0, 0, NULL, NULL, "Unique name, used in logs and metrics." },
@@ -597,6 +615,8 @@ static const struct kw pool_kw[] = {
 	  "servers excepted)." },
 	{ "on_change", KW_SECTION, 0, 0, 0, NULL, NULL, false, 0, 0, NULL, &on_change_table,
 	  "See `pools[].on_change`." },
+	{ "passive", KW_SECTION, 0, LOC(struct conf_pool, passive.loc), 0, NULL, "(off)", false, 0, 0, NULL,
+	  &passive_table, "See `pools[].passive`." },
 };
 static const struct kw_table pool_table = {
 	"pools[]", "Groups of backend servers.", pool_kw, ARRAY_LEN(pool_kw), sizeof(struct conf_pool),

@@ -111,6 +111,11 @@ struct conf_pool {
 	struct conf_tls_client tls;
 	struct conf_check check;
 	int all_down;                /* 0 fail, 1 spread */
+	struct {
+		uint64_t failures, ejection, max_percent;
+		bool http_5xx;
+		struct conf_loc loc;     /* line 0: not given */
+	} passive;
 	char *on_change;             /* on_change.exec: command run on each server state change */
 	struct conf_loc loc, name_loc, protocol_loc;
 };

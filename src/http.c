@@ -918,6 +918,7 @@ static void connect_failed(struct hcli *h, int err)
 	char peer[ADDR_STRLEN];
 	uint32_t idx = b->srv->index;
 
+	lb_passive_failure(&h->pool->lb, b->srv, loop_now(h->w->loop));
 	log_warn("listener %s: client %s: connect to server %s of pool %s failed: %s (try %u of %llu)",
 		 h->l->conf->name, addr_format((struct sockaddr *)&h->peer, peer, sizeof(peer)),
 		 b->srv->name, h->pool->conf->name, err == ETIMEDOUT ? "timed out" : strerror(err),
@@ -945,6 +946,8 @@ static void on_be_timer(struct loop *l, struct loop_timer *t)
 	if (h->state == HS_CONNECT) {
 		connect_failed(h, ETIMEDOUT);
 	} else if (!h->resp_head_done) {
+		if (h->be)
+			lb_passive_failure(&h->pool->lb, h->be->srv, loop_now(h->w->loop));
 		srv_release(h, false);
 		if (!h->cout || h->cout->tail == h->cout->head) {
 			respond_error(h, 504, "server_timeout");
@@ -1235,6 +1238,10 @@ static bool build_response(struct hcli *h, const struct h1_msg *m)
 {
 	struct buf *o;
 	append_overflow = false;
+	if (h->be && m->status >= 500 && h->pool->conf->passive.http_5xx)
+		lb_passive_failure(&h->pool->lb, h->be->srv, loop_now(h->w->loop));
+	else if (h->be && m->status >= 200)
+		lb_passive_success(h->be->srv);
 	if (!h->cout)
 		h->cout = buf_get_large(&h->w->bufs);
 	o = h->cout;

@@ -79,6 +79,12 @@ struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
 			return NULL;
 		}
 		p->lb.all_down_spread = cp->all_down == 1;
+		if (cp->passive.loc.line) {
+			uint64_t most = cp->nservers * cp->passive.max_percent / 100;
+			p->lb.passive_failures = (uint32_t)cp->passive.failures;
+			p->lb.passive_ejection_ms = cp->passive.ejection;
+			p->lb.passive_max_ejected = (uint32_t)(most ? most : 1);
+		}
 	}
 	g->nlisteners = cfg->nlisteners;
 	g->listeners = xcalloc(g->nlisteners, sizeof(*g->listeners));

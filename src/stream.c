@@ -131,6 +131,7 @@ static void on_connected(struct stream *s)
 		return;
 	}
 	s->state = ST_OPEN;
+	lb_passive_success(s->srv);
 	loop_timer_set(s->w->loop, &s->t_be, s->be_idle_ms);
 	ctr_add(&srv_ctr(s)->streams, 1);
 	ctr_add(&s->w->stats->pools[s->pool->index].streams, 1);
@@ -149,6 +150,7 @@ static void connect_failed(struct stream *s, int err)
 		 s->tries, (unsigned long long)s->pool->conf->retries + 1);
 	ctr_add(&srv_ctr(s)->connect_fail, 1);
 	ctr_add(&w->stats->pools[s->pool->index].connect_fail, 1);
+	lb_passive_failure(&s->pool->lb, s->srv, loop_now(w->loop));
 	atomic_fetch_sub_explicit(&s->srv->active, 1, memory_order_relaxed);
 	ctr_sub(&srv_ctr(s)->active, 1);
 	s->be.x.io.fn = noop_event;
