@@ -34,10 +34,15 @@ enum lb_algo {
 	LB_ALGO_COUNT,
 };
 
+/* Effective weights are the configured weight times this, so that slow
+ * start can ramp even a weight of 1 in small steps. */
+#define LB_WEIGHT_SCALE 100
+
 struct lb_server {
 	uint32_t index;                 /* position in pool->servers */
 	bool backup;
 	_Atomic uint32_t weight;        /* effective weight; 0 = no new traffic */
+	uint32_t conf_weight;           /* configured weight x LB_WEIGHT_SCALE */
 	_Atomic int state;              /* enum srv_state */
 	_Atomic bool down;              /* failed its health checks */
 	_Atomic uint32_t pfails;        /* passive: failures of real traffic in a row */

@@ -38,9 +38,11 @@ struct check {
 	uint32_t ok_run, fail_run;      /* verdicts in a row */
 	bool healthy;
 	bool decided;                   /* a first verdict was reached */
+	bool decided_before;            /* ... before the current one */
 	char last_error[160];
 };
 
+/* How often ejections are looked at and slow-start weights raised. */
 #define PASSIVE_TICK_MS 100
 
 static struct {
@@ -50,7 +52,8 @@ static struct {
 	size_t n;
 	struct gen *gen;
 	bool *ejected_seen;             /* an ejection was announced, per server */
-	size_t *seen_off;               /* [pool] its first server's slot in ejected_seen */
+	uint64_t *ramp_start;           /* slow start began (ms), 0: none, per server */
+	size_t *seen_off;               /* [pool] its first server's slot in those */
 	struct loop_timer tick;         /* passive ejections: announce and end them */
 	uint64_t rng;
 	_Atomic bool stop;
@@ -63,6 +66,7 @@ static uint64_t rnd(void)
 }
 
 static void finish(struct check *c, int verdict, const char *why);
+static void came_back(const struct pool_rt *pool, struct lb_server *srv);
 
 extern char **environ;
 
@@ -137,6 +141,7 @@ static void verdict(struct check *c, bool ok, const char *why)
 		if (c->healthy && (c->fail_run >= c->cc->fall || !c->decided))
 			change = true;
 	}
+	c->decided_before = c->decided;
 	c->decided = true;
 	if (!change)
 		return;
@@ -146,6 +151,8 @@ static void verdict(struct check *c, bool ok, const char *why)
 		char reason[64];
 		snprintf(reason, sizeof(reason), "check %s passed %u time%s in a row", type, c->ok_run,
 			 c->ok_run == 1 ? "" : "s");
+		if (c->decided_before)
+			came_back(c->pool, c->srv);
 		log_warn("pool %s: server %s is up (%s)", c->pool->conf->name, c->srv->name, reason);
 		run_hook(c->pool, c->srv, type, true, reason);
 	} else {
@@ -334,6 +341,35 @@ static void on_wake(struct loop *l, void *arg)
 {
 }
 
+static uint64_t *ramp_of(const struct pool_rt *pool, const struct lb_server *srv)
+{
+	return &ck.ramp_start[ck.seen_off[pool->index] + srv->index];
+}
+
+/* A server came back: with slow_start, its weight starts at 10%. */
+static void came_back(const struct pool_rt *pool, struct lb_server *srv)
+{
+	if (!pool->conf->slow_start || pool->lb.algo == LB_MAGLEV || !srv->conf_weight)
+		return;
+	*ramp_of(pool, srv) = loop_now(ck.loop);
+	atomic_store(&srv->weight, srv->conf_weight / 10 ? srv->conf_weight / 10 : 1);
+}
+
+/* Raise the weights of servers in slow start, linearly from 10% to 100%. */
+static void ramp(const struct pool_rt *pool, struct lb_server *srv, uint64_t now)
+{
+	uint64_t *start = ramp_of(pool, srv), t = pool->conf->slow_start, w;
+	if (!*start)
+		return;
+	if (now - *start >= t) {
+		*start = 0;
+		atomic_store(&srv->weight, srv->conf_weight);
+		return;
+	}
+	w = srv->conf_weight / 10 + (uint64_t)srv->conf_weight * 9 * (now - *start) / (10 * t);
+	atomic_store(&srv->weight, (uint32_t)(w ? w : 1));
+}
+
 /* The workers eject servers (lb_passive_failure); here ejections are
  * announced (log, on_change) and ended when their time is up. */
 static void on_tick(struct loop *l, struct loop_timer *t)
@@ -342,6 +378,8 @@ static void on_tick(struct loop *l, struct loop_timer *t)
 	uint64_t now = loop_now(l);
 	for (size_t p = 0; p < g->npools; p++) {
 		struct pool_rt *pool = &g->pools[p];
+		for (uint32_t i = 0; pool->conf->slow_start && i < pool->lb.nservers; i++)
+			ramp(pool, &pool->lb.servers[i], now);
 		if (!pool->lb.passive_failures)
 			continue;
 		for (uint32_t i = 0; i < pool->lb.nservers; i++) {
@@ -362,6 +400,7 @@ static void on_tick(struct loop *l, struct loop_timer *t)
 				atomic_store(&srv->pfails, 0);
 				atomic_store(&srv->ejected_until, 0);
 				atomic_fetch_sub(&pool->lb.nejected, 1);
+				came_back(pool, srv);
 				log_warn("pool %s: server %s is up (passive: its ejection ended)", pool->conf->name,
 					 srv->name);
 				run_hook(pool, srv, "passive", true, "passive: its ejection ended");
@@ -444,13 +483,13 @@ int checks_start(struct gen *g)
 				else
 					((struct sockaddr_in *)&c->addr)->sin_port = htons((uint16_t)cc->port);
 			}
-			addr_format_host((struct sockaddr *)&c->addr, c->host, sizeof(c->host));
+			addr_format((struct sockaddr *)&c->addr, c->host, sizeof(c->host));
 			/* The first checks are spread over the first interval's jitter. */
 			loop_timer_set(ck.loop, &c->timer, 1 + (cc->jitter ? rnd() % (cc->jitter + 1) : 0));
 		}
 	}
 	ck.n = n;
-	if (npassive) {
+	{
 		size_t total = 0;
 		ck.seen_off = xcalloc(g->npools, sizeof(*ck.seen_off));
 		for (size_t p = 0; p < g->npools; p++) {
@@ -458,6 +497,7 @@ int checks_start(struct gen *g)
 			total += g->pools[p].lb.nservers;
 		}
 		ck.ejected_seen = xcalloc(total ? total : 1, sizeof(bool));
+		ck.ramp_start = xcalloc(total ? total : 1, sizeof(uint64_t));
 		ck.tick.fn = on_tick;
 		loop_timer_set(ck.loop, &ck.tick, PASSIVE_TICK_MS);
 	}
@@ -484,6 +524,7 @@ void checks_stop(void)
 	loop_free(ck.loop);
 	free(ck.checks);
 	free(ck.ejected_seen);
+	free(ck.ramp_start);
 	free(ck.seen_off);
 	memset(&ck, 0, sizeof(ck));
 }

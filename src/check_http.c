@@ -1,9 +1,11 @@
 /* http and https checks: one request with Connection: close; the status
  * must be in expect_status and, with expect_body, the body (its first 64k,
- * as sent) must contain the text or match the pattern. */
+ * without the chunked framing) must contain the text or match the pattern. */
 #include "check.h"
+#include "h1.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -27,15 +29,52 @@ static bool status_ok(const struct conf_check *cc, int status)
 	return false;
 }
 
-static bool body_ok(const struct conf_check *cc, const char *body, size_t len)
+/* Whether the head (data up to end) says Transfer-Encoding: chunked. */
+static bool chunked(const char *data, const char *end)
 {
+	char head[8192];
+	size_t n = (size_t)(end - data) < sizeof(head) - 1 ? (size_t)(end - data) : sizeof(head) - 1;
+	for (size_t i = 0; i < n; i++)
+		head[i] = (char)(data[i] >= 'A' && data[i] <= 'Z' ? data[i] + 32 : data[i]);
+	head[n] = '\0';
+	char *te = strstr(head, "\ntransfer-encoding:");
+	char *eol = te ? strchr(te + 1, '\n') : NULL;
+	if (eol)
+		*eol = '\0';
+	return te && strstr(te, "chunked");
+}
+
+static bool body_ok(const struct conf_check *cc, const char *body, size_t len, bool is_chunked)
+{
+	char *plain = NULL;
+	bool ok;
+	if (is_chunked) {
+		/* Match the data, not the framing: the chunked validator says,
+		 * byte by byte, which bytes are chunk data. */
+		struct h1_chunked ck = { 0 };
+		const char *why;
+		size_t n = 0;
+		plain = xmalloc(len + 1);
+		for (size_t i = 0; i < len && !ck.done; i++) {
+			uint64_t before = ck.data_bytes;
+			if (h1_chunked_feed(&ck, body + i, 1, &why) < 0)
+				break;
+			if (ck.data_bytes > before)
+				plain[n++] = body[i];
+		}
+		body = plain;
+		len = n;
+	}
 	if (cc->body_re) {
 		pcre2_match_data *md = pcre2_match_data_create_from_pattern(cc->body_re, NULL);
 		int rc = md ? pcre2_match(cc->body_re, (PCRE2_SPTR)body, len, 0, 0, md, NULL) : -1;
 		pcre2_match_data_free(md);
-		return rc >= 0;
+		ok = rc >= 0;
+	} else {
+		ok = memmem(body, len, cc->expect_body, strlen(cc->expect_body)) != NULL;
 	}
-	return memmem(body, len, cc->expect_body, strlen(cc->expect_body)) != NULL;
+	free(plain);
+	return ok;
 }
 
 static int http_judge(const struct conf_check *cc, const char *data, size_t len, bool eof, char *why,
@@ -65,7 +104,7 @@ static int http_judge(const struct conf_check *cc, const char *data, size_t len,
 	if (!eof)
 		return CHECK_MORE;
 	end = memmem(data, len, "\r\n\r\n", 4);
-	if (!end || !body_ok(cc, end + 4, len - (size_t)(end + 4 - data))) {
+	if (!end || !body_ok(cc, end + 4, len - (size_t)(end + 4 - data), chunked(data, end))) {
 		snprintf(why, wlen, "status %d, but the body does not match", status);
 		return CHECK_FAIL;
 	}

@@ -438,7 +438,7 @@ static const struct kw check_kw[] = {
 	{ "path", KW_STR, offsetof(struct conf_check, path), 0, 0, "/", NULL, false, 0, 0, NULL, NULL,
 	  "http, https: request target." },
 	{ "host", KW_STR, offsetof(struct conf_check, host), 0, 0, NULL, "(the checked address)", false, 0, 0,
-	  NULL, NULL, "http, https: Host field." },
+	  NULL, NULL, "http, https: Host field; by default the checked address and port." },
 	{ "headers", KW_MAP, offsetof(struct conf_check, headers), 0, 0, NULL, NULL, false, 0, 0, NULL, NULL,
 	  "http, https: extra request fields." },
 	{ "expect_status", KW_STR, offsetof(struct conf_check, expect_status), 0, 0, "200-399", NULL, false, 0,
@@ -613,6 +613,10 @@ static const struct kw pool_kw[] = {
 	  "When every server fails its checks: `fail` refuses (503, or the connection is closed); "
 	  "`spread` sends to all of them anyway, as cloud load balancers do (drained and maintenance "
 	  "servers excepted)." },
+	{ "slow_start", KW_DURATION, offsetof(struct conf_pool, slow_start), 0, 0, "0ms", "0 (off)", false, 0,
+	  3600000, NULL, NULL, "A server that comes back (its checks pass again, or its ejection ends) "
+	  "gets its share of new traffic raised from 10% to 100% over this time. Not for maglev, whose "
+	  "table keeps each key on its server." },
 	{ "on_change", KW_SECTION, 0, 0, 0, NULL, NULL, false, 0, 0, NULL, &on_change_table,
 	  "See `pools[].on_change`." },
 	{ "passive", KW_SECTION, 0, LOC(struct conf_pool, passive.loc), 0, NULL, "(off)", false, 0, 0, NULL,

@@ -111,6 +111,7 @@ struct conf_pool {
 	struct conf_tls_client tls;
 	struct conf_check check;
 	int all_down;                /* 0 fail, 1 spread */
+	uint64_t slow_start;         /* ms; 0: off */
 	struct {
 		uint64_t failures, ejection, max_percent;
 		bool http_5xx;

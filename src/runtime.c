@@ -56,7 +56,8 @@ struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
 			struct lb_server *ls = &p->lb.servers[s];
 			ls->index = (uint32_t)s;
 			ls->backup = cp->servers[s].backup;
-			atomic_init(&ls->weight, (uint32_t)cp->servers[s].weight);
+			ls->conf_weight = (uint32_t)cp->servers[s].weight * LB_WEIGHT_SCALE;
+			atomic_init(&ls->weight, ls->conf_weight);
 			atomic_init(&ls->state, cp->servers[s].state == 1 ? SRV_DRAIN :
 					  cp->servers[s].state == 2 ? SRV_MAINT : SRV_UP);
 			atomic_init(&ls->down, false);
