@@ -40,6 +40,8 @@ struct check {
 	bool decided;                   /* a first verdict was reached */
 	bool decided_before;            /* ... before the current one */
 	char last_error[160];
+	uint64_t last_ms;               /* how long the last check took */
+	uint64_t passed, failed;        /* checks so far */
 };
 
 /* How often ejections are looked at and slow-start weights raised. */
@@ -167,6 +169,11 @@ static void finish(struct check *c, int v, const char *why)
 {
 	uint64_t took = loop_now(ck.loop) - c->started;
 	close_conn(c);
+	c->last_ms = took;
+	if (v == CHECK_PASS)
+		c->passed++;
+	else
+		c->failed++;
 	if (v == CHECK_PASS)
 		log_debug("pool %s: server %s: check passed in %llums", c->pool->conf->name, c->srv->name,
 			  (unsigned long long)took);
@@ -423,8 +430,14 @@ static void *check_main(void *arg)
 			;  /* on_change commands that ended */
 		log_flush();
 	}
-	for (size_t i = 0; i < ck.n; i++)
-		close_conn(&ck.checks[i]);
+	for (size_t i = 0; i < ck.n; i++) {
+		struct check *c = &ck.checks[i];
+		close_conn(c);
+		log_info("checks pool=%s server=%s healthy=%s passed=%llu failed=%llu last_ms=%llu "
+			 "last_error=\"%s\"", c->pool->conf->name, c->srv->name, c->healthy ? "yes" : "no",
+			 (unsigned long long)c->passed, (unsigned long long)c->failed,
+			 (unsigned long long)c->last_ms, c->last_error);
+	}
 	log_flush();
 	return NULL;
 }
