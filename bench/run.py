@@ -87,6 +87,8 @@ TLS_GROUP = "X25519"  # the only key-exchange group the clients offer
 TLS_SNI = "localhost"
 TLS_LOAD_SRC = ROOT / "bench" / "tls_load.c"
 RESULTS_FORMAT = 1
+NOISY_LOAD = 0.25  # a run in which other processes used more of a CPU is "disturbed"
+MIN_CLEAN_RUNS = 3  # disturbed runs are left out of the medians if this many others remain
 F_CONNECTIONS = 50  # keep-alive connections of the paced load generator
 F_WARMUP = 1.0  # seconds of paced load before recording starts
 F_DRAIN = 2.0  # seconds allowed after the last request was due
@@ -997,7 +999,7 @@ class Bench:
             log(f"bench: scenario F at {self.f_rate:.0f} requests/s (--f-rate)")
             return
         if "D" in self.scenarios:
-            rps = {c: med(self.results["D"][c], "rps") for c in PROXIES}
+            rps = {c: med(usable(self.results["D"][c]), "rps") for c in PROXIES}
             how = "median of its D runs"
         else:
             log("bench: calibrating F's rate: one unrecorded D run per proxy")
@@ -1162,13 +1164,25 @@ def met(x, goal, higher_is_better):
     return "**met**" if ok else "**not met**"
 
 
+def usable(runs):
+    """The runs the medians are taken over: those in which processes the
+    benchmark did not start used at most NOISY_LOAD of a CPU, as long as at
+    least MIN_CLEAN_RUNS such (successful) runs remain; otherwise all."""
+    clean = [r for r in runs if (r.get("foreign_load") or 0) <= NOISY_LOAD]
+    if sum(1 for r in clean if "error" not in r) >= MIN_CLEAN_RUNS:
+        return clean
+    return runs
+
+
 def summarize(b):
     s = {}
     for sc in b.scenarios:
         s[sc] = {}
         for c in CONTENDERS:
-            runs = b.results[sc][c]
-            d = {"n": sum(1 for r in runs if "error" not in r), "runs": len(runs)}
+            all_runs = b.results[sc][c]
+            runs = usable(all_runs)
+            d = {"n": sum(1 for r in all_runs if "error" not in r), "runs": len(all_runs),
+                 "left_out": [i for i, r in enumerate(all_runs) if not any(r is x for x in runs)]}
             for k in ("busy_proxy_cpu", "busy_load_cpu", "user_per_req", "sys_per_req",
                       "user_per_gb", "sys_per_gb"):
                 d[k] = med(runs, k)
@@ -1185,7 +1199,7 @@ def summarize(b):
                 if sc in HANDSHAKE_SCENARIOS:
                     for k in ("hs_p50", "hs_p99", "client_cpu_per_req"):
                         d[k] = med(runs, k)
-                    ok = [r for r in runs if "error" not in r and r.get("requests")]
+                    ok = [r for r in all_runs if "error" not in r and r.get("requests")]
                     n_all = sum(r["requests"] for r in ok)
                     d["resumed_fraction"] = (sum(r["resumed"] for r in ok) / n_all
                                              if n_all else None)
@@ -1202,7 +1216,7 @@ def summarize(b):
                         d[k] = med(runs, k)
                     d["p99_range"] = spread(runs, "p99")
                 errs = {}
-                for r in runs:
+                for r in all_runs:
                     for k, v in r.get("errors", {}).items():
                         errs[k] = errs.get(k, 0) + v
                 d["errors"] = {k: v for k, v in errs.items() if v}
@@ -1494,6 +1508,16 @@ def sections(b, s, g):
             errs += f"; {d['runs'] - d['n']} failed run(s)"
         return errs
 
+    def left_out_note(sc, who):
+        lo = [(c, len(s[sc][c]["left_out"]), s[sc][c]["runs"]) for c in who
+              if s[sc][c]["left_out"]]
+        if lo:
+            w("")
+            w(f"Left out of the medians, as other processes used more than "
+              f"{NOISY_LOAD * 100:.0f}% of a CPU during them (at least {MIN_CLEAN_RUNS} "
+              f"undisturbed runs remain; every run is listed at the end): "
+              + ", ".join(f"{LABEL[c]} {k} of {n} runs" for c, k, n in lo) + ".")
+
     def skipped_rows(sc):
         if b.fulcrum_tls_skip and sc in TLS_SCENARIOS:
             w("")
@@ -1562,6 +1586,7 @@ def sections(b, s, g):
             dcell = "" if sc in TLS_SCENARIOS else f" {vd} |"
             w(f"| {LABEL[c]} | {rps} | {rng} | {fmt_lat(d['p50'])} | {fmt_lat(d['p99'])} "
               f"| {cpu_cell(d)} | {busy(d)} |{dcell} {vh} | {vc} | {errs_cell(d)} |")
+        left_out_note(sc, b.contenders(sc))
         w("")
 
     def handshake_table(sc):
@@ -1625,6 +1650,7 @@ def sections(b, s, g):
               f"| {cpu_cell(d, digits=1)} | {ccpu} | {busy(d)} "
               f"| {fr(ratio(d['rps'], best_rps))} | {fr(ratio(d['cpu_per_req'], best_cpu))} "
               f"| {errs_cell(d)} |")
+        left_out_note(sc, b.contenders(sc))
         w("")
 
     for sc in ("A", "B"):
@@ -1649,6 +1675,7 @@ def sections(b, s, g):
             fail = f" ({d['runs'] - d['n']} failed run(s))" if d["n"] < d["runs"] else ""
             w(f"| {LABEL[c]} | {mb}{fail} | {rng} | {fr(ratio(d['mbps'], s[sc]['direct']['mbps']))} "
               f"| {cpu} | {busy(d)} |")
+        left_out_note(sc, CONTENDERS)
         w("")
         take(sc)
     for sc in ("D", "E"):
@@ -1682,6 +1709,7 @@ def sections(b, s, g):
               f"| {fmt_lat(d['svc_p99'])} | {fmt_lat(d['lag_p99'])} "
               f"| {fr(ratio(d['p99'], best_p99))} | {cpu_cell(d)} | {busy(d)} "
               f"| {errs_cell(d)} |")
+        left_out_note(sc, CONTENDERS)
         w("")
         take(sc)
     for sc in ("G", "H"):
@@ -1964,7 +1992,8 @@ def run_record(b, s, g):
             "section": parts.get(sc, []),
             "goals": [[issue, text, fr(x, 3), verdict] for issue, gsc, text, x, verdict in g
                       if gsc == sc],
-            "runs": [f"| {i + 1} | {sc} | {LABEL[c]} | {b.describe(sc, c, r)} |"
+            "runs": [f"| {i + 1} | {sc} | {LABEL[c]} | {b.describe(sc, c, r)}"
+                     + (" (left out of the medians)" if i in s[sc][c]["left_out"] else "") + " |"
                      for c in CONTENDERS for i, r in enumerate(b.results[sc][c])],
             "commands": [f"# {sc} {LABEL[c]}: " + b.commands[(sc, c)]
                          for c in CONTENDERS if (sc, c) in b.commands],
@@ -1999,6 +2028,12 @@ def merge_store(store, run, records):
     used = {r["run"] for r in store["scenarios"].values()}
     store["runs"] = {k: v for k, v in store["runs"].items() if k in used}
     return store
+
+
+LEFT_OUT_TEXT = (f"Runs during which processes the benchmark did not start used more than "
+                 f"{NOISY_LOAD * 100:.0f}% of a CPU are left out of the medians when at least "
+                 f"{MIN_CLEAN_RUNS} undisturbed runs of that contender remain (the tables say "
+                 f"so; every run is listed at the end).")
 
 
 def compose(store, out, store_path):
@@ -2037,11 +2072,12 @@ def compose(store, out, store_path):
         w(f"{lead} by {how} on {r['started']} UTC, in "
           f"{r['minutes']:.1f} min. {r['rounds']} interleaved round(s) of {r['durations']}"
           + ("." if multi else "; every number is the **median over the rounds**, ratios are "
-             "ratios of medians. Re-run with `make bench`; see `bench/README.md` for the method."))
+             "ratios of medians. " + LEFT_OUT_TEXT + " Re-run with `make bench`; see "
+             "`bench/README.md` for the method."))
     if multi:
         w("")
         w("Every number is the **median over the rounds** of its run, ratios are ratios of "
-          "medians. Re-run with `make bench` (all scenarios) or "
+          "medians. " + LEFT_OUT_TEXT + " Re-run with `make bench` (all scenarios) or "
           "`bench/run.py --scenarios LIST` (those only); see `bench/README.md` for the method.")
     for r in order:
         if r.get("quick"):
@@ -2051,8 +2087,10 @@ def compose(store, out, store_path):
         if r.get("warning"):
             w("")
             w(f"> **Warning: the machine was not quiet** ({rname(r['id'])}). {r['warning']} "
-              f"The figures of {rname(r['id'])} are disturbed; see Observations, and re-run on "
-              f"a quiet machine (`--wait-quiet S` waits for one).")
+              f"Disturbed runs are left out of the medians where enough others remain, but "
+              f"the figures of {rname(r['id'])} are less reliable than those of a quiet "
+              f"machine; see Observations and every run at the end, and re-run on a quiet "
+              f"machine (`--wait-quiet S` waits for one).")
     goal_notes = {
         2: ("The issue states the request goals for small HTTP requests through the TCP "
             "listener; they are checked here both with keep-alive (A) and with a new "
