@@ -312,7 +312,7 @@ bool lb_passive_failure(struct lb_pool *pool, struct lb_server *s, uint64_t now)
 	/* Each ejection of a server lasts twice the one before, up to 10 times
 	 * the base. */
 	k = atomic_fetch_add(&s->ejections, 1);
-	dur = pool->passive_ejection_ms * (k >= 4 ? 10 : (1u << k) > 10 ? 10 : (1u << k));
+	dur = lb_ejection_ms(pool, k);
 	if (!atomic_compare_exchange_strong(&s->ejected_until, &none, now + dur)) {
 		atomic_fetch_sub(&s->ejections, 1);
 		atomic_fetch_sub(&pool->nejected, 1);

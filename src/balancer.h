@@ -101,6 +101,13 @@ struct lb_pool {
  * (unless that would eject more than passive_max_ejected). `now` is the
  * caller's clock in ms. Returns true when this call ejected it. */
 bool lb_passive_failure(struct lb_pool *pool, struct lb_server *s, uint64_t now);
+/* How long a server's ejection number k (0 for its first) lasts: twice the
+ * one before, from passive_ejection_ms up to 10 times it. */
+static inline uint64_t lb_ejection_ms(const struct lb_pool *pool, uint32_t k)
+{
+	return pool->passive_ejection_ms * (k >= 4 ? 10 : (1u << k) > 10 ? 10 : (1u << k));
+}
+
 /* Real traffic to s succeeded: its run of failures ends. */
 static inline void lb_passive_success(struct lb_server *s)
 {

@@ -3,6 +3,7 @@
 #include "addr.h"
 #include "log.h"
 #include "sock.h"
+#include "util.h"
 #include "xport.h"
 
 #include <netinet/in.h>
@@ -396,9 +397,11 @@ static void on_tick(struct loop *l, struct loop_timer *t)
 			char why[160];
 			if (until && !*seen) {
 				*seen = true;
-				snprintf(why, sizeof(why), "passive: %llu failures in a row; ejected for %llus",
-					 (unsigned long long)pool->lb.passive_failures,
-					 (unsigned long long)((until > now ? until - now : 0) + 999) / 1000);
+				char dur[24];
+				fmt_duration(lb_ejection_ms(&pool->lb, atomic_load(&srv->ejections) - 1), dur,
+					     sizeof(dur));
+				snprintf(why, sizeof(why), "passive: %u failure%s in a row; ejected for %s",
+					 pool->lb.passive_failures, pool->lb.passive_failures == 1 ? "" : "s", dur);
 				log_warn("pool %s: server %s is down (%s)", pool->conf->name, srv->name, why);
 				run_hook(pool, srv, "passive", false, why);
 			}
