@@ -537,7 +537,7 @@ class Bench:
         # A fresh self-signed ECDSA P-256 certificate per run (never stored).
         argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                 "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(tls / "key.pem"),
-                "-out", str(tls / "cert.pem"), "-days", "7", "-subj", f"/CN={TLS_SNI}",
+                "-out", str(tls / "cert.pem"), "-days", "365", "-subj", f"/CN={TLS_SNI}",
                 "-addext", f"subjectAltName=DNS:{TLS_SNI},IP:127.0.0.1"]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         if r.returncode != 0:
@@ -1842,7 +1842,9 @@ def observations(b, s):
                         f"{x[1]} {LABEL[x[2]]} r{x[3] + 1}"
                         for x in sorted(bad, key=lambda x: x[1:])[:12])
                        + (", ..." if len(bad) > 12 else "")
-                       + "), whose figures are suspect." if bad else ".")))
+                       + "), whose figures are suspect; they are left out of the medians "
+                       f"where at least {MIN_CLEAN_RUNS} undisturbed runs remain." if bad
+                       else ".")))
     idle = {}
     for sc in scen:
         for c in CONTENDERS:
