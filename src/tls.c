@@ -523,6 +523,10 @@ static SSL_CTX *server_ctx(const struct conf_listener *l, struct tls_server *ts,
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	}
 	SSL_CTX_set_timeout(ctx, (long)(2 * ts->rotation_s));
+	/* One ticket per handshake (OpenSSL sends two by default): every
+	 * resumption brings a fresh one, so a client never runs out, and a
+	 * full handshake saves one ticket's encryption and record. */
+	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket);
 	SSL_CTX_set_client_hello_cb(ctx, on_client_hello, ts);
 	if (ts->alpn_len)
