@@ -18,6 +18,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -44,7 +45,6 @@ const char *const tls_fail_names[TLS_FAIL_KINDS] = {
 /* Fetched once: OpenSSL 3 takes locks when it fetches algorithms by name. */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *ticket_cipher;
-static EVP_MAC *ticket_mac;
 static EVP_MD *sha256;
 static int ex_slot = -1;       /* SSL ex_data: SSL_SESSION ** of a client connection */
 static int ex_server = -1;     /* SSL_CTX ex_data: the struct tls_server of a context */
@@ -53,11 +53,10 @@ static void tls_init(void)
 {
 	OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
 	ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
-	ticket_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	ex_slot = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	ex_server = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	if (!ticket_cipher || !ticket_mac || !sha256 || ex_slot < 0 || ex_server < 0)
+	if (!ticket_cipher || !sha256 || ex_slot < 0 || ex_server < 0)
 		abort();
 }
 
@@ -454,13 +453,18 @@ static void keys_for(const struct tls_server *ts, uint64_t period, unsigned char
 	*mac = tk_cache[slot].mac;
 }
 
+/* OpenSSL 3's EVP_MAC ticket callback can only name the HMAC digest, which
+ * OpenSSL then fetches (under a lock) on every ticket; the older HMAC_CTX
+ * callback takes the digest fetched once at startup. Deprecated in 3.0, it is
+ * still the cheaper way, so its warnings are silenced here only. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 static int on_ticket(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
-		     EVP_MAC_CTX *hctx, int enc)
+		     HMAC_CTX *hctx, int enc)
 {
 	struct tls_server *ts = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), ex_server);
 	uint64_t now = (uint64_t)time(NULL) / ts->rotation_s, period;
 	unsigned char *aes, *mac;
-	OSSL_PARAM params[2];
 
 	if (enc) {
 		period = now;
@@ -476,9 +480,7 @@ static int on_ticket(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
 			return 0;  /* expired key */
 	}
 	keys_for(ts, period, &aes, &mac);
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (EVP_MAC_init(hctx, mac, 32, params) != 1)
+	if (HMAC_Init_ex(hctx, mac, 32, sha256, NULL) != 1)
 		return -1;
 	if (enc)
 		return EVP_EncryptInit_ex(cctx, ticket_cipher, NULL, aes, iv) == 1 ? 1 : -1;
@@ -489,6 +491,12 @@ static int on_ticket(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
 	 * resumption, every other connection would be a full handshake. */
 	return 2;
 }
+
+static void set_ticket_cb(SSL_CTX *ctx)
+{
+	SSL_CTX_set_tlsext_ticket_key_cb(ctx, on_ticket);
+}
+#pragma GCC diagnostic pop
 
 /* ---- building a listener's contexts ---------------------------------------- */
 
@@ -527,7 +535,7 @@ static SSL_CTX *server_ctx(const struct conf_listener *l, struct tls_server *ts,
 	 * resumption brings a fresh one, so a client never runs out, and a
 	 * full handshake saves one ticket's encryption and record. */
 	SSL_CTX_set_num_tickets(ctx, 1);
-	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket);
+	set_ticket_cb(ctx);
 	SSL_CTX_set_client_hello_cb(ctx, on_client_hello, ts);
 	if (ts->alpn_len)
 		SSL_CTX_set_alpn_select_cb(ctx, on_alpn, ts);
