@@ -16,7 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CHECK_IN_MAX (64 * 1024)
+#define CHECK_IN_MAX (64 * 1024)   /* judged at most (expect_body) */
+#define CHECK_IN_SMALL 4096         /* enough for a status line or an expect */
 
 enum { PH_IDLE, PH_CONNECTING, PH_HANDSHAKE, PH_EXCHANGE };
 
@@ -34,7 +35,7 @@ struct check {
 	char out[4096];
 	size_t out_len, out_off;
 	char *in;                       /* borrowed while a check runs */
-	size_t in_len;
+	size_t in_len, in_cap;
 	uint64_t started;
 	uint32_t ok_run, fail_run;      /* verdicts in a row */
 	bool healthy;
@@ -61,6 +62,7 @@ static struct {
 	uint64_t rng;
 	_Atomic bool stop;
 	bool running;
+	size_t children;                /* on_change commands not yet reaped */
 } ck;
 
 static uint64_t rnd(void)
@@ -101,6 +103,8 @@ static void run_hook(const struct pool_rt *pool, const struct lb_server *srv, co
 	for (size_t i = 0; i < 5; i++)
 		envp[k++] = vars[i];
 	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp);
+	if (rc == 0)
+		ck.children++;
 	if (rc != 0)
 		log_error("pool %s: on_change: cannot run \"%s\": %s", pool->conf->name, cmd, strerror(rc));
 	for (size_t i = 0; i < 5; i++)
@@ -117,8 +121,13 @@ static void schedule(struct check *c, uint64_t base)
 
 static void close_conn(struct check *c)
 {
-	if (c->x.io.fd >= 0)
-		xport_close(&c->x, c->phase == PH_EXCHANGE);
+	if (c->x.io.fd >= 0) {
+		/* The verdict is in: end with a reset, as HAProxy does, so that a
+		 * check leaves no TIME_WAIT socket and costs no FIN exchange. */
+		struct linger lg = { 1, 0 };
+		setsockopt(c->x.io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		xport_close(&c->x, false);
+	}
 	c->x = (struct xport){ .io = { .fd = -1 } };
 	free(c->in);
 	c->in = NULL;
@@ -214,18 +223,19 @@ static void exchange(struct check *c)
 		return;
 	if (!c->in) {
 		/* A tcp check without `expect` passes as soon as it is connected. */
-		c->in = xmalloc(CHECK_IN_MAX);
+		c->in_cap = c->cc->expect_body ? CHECK_IN_MAX : CHECK_IN_SMALL;
+		c->in = xmalloc(c->in_cap);
 		if (c->ops->judge(c->cc, "", 0, false, why, sizeof(why)) == CHECK_PASS) {
 			finish(c, CHECK_PASS, "");
 			return;
 		}
 	}
 	while (c->x.can_read) {
-		if (c->in_len == CHECK_IN_MAX) {
+		if (c->in_len == c->in_cap) {
 			judge(c, true);  /* all that is judged */
 			return;
 		}
-		n = xport_recv(&c->x, c->in + c->in_len, CHECK_IN_MAX - c->in_len);
+		n = xport_recv(&c->x, c->in + c->in_len, c->in_cap - c->in_len);
 		if (n == FL_AGAIN)
 			break;
 		if (n < 0) {
@@ -429,8 +439,8 @@ static void *check_main(void *arg)
 			log_error("health checks: event loop: %s", strerror(-rc));
 			break;
 		}
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;  /* on_change commands that ended */
+		while (ck.children && waitpid(-1, NULL, WNOHANG) > 0)
+			ck.children--;  /* on_change commands that ended */
 		log_flush();
 	}
 	for (size_t i = 0; i < ck.n; i++) {
@@ -500,8 +510,11 @@ int checks_start(struct gen *g)
 					((struct sockaddr_in *)&c->addr)->sin_port = htons((uint16_t)cc->port);
 			}
 			addr_format((struct sockaddr *)&c->addr, c->host, sizeof(c->host));
-			/* The first checks are spread over the first interval's jitter. */
-			loop_timer_set(ck.loop, &c->timer, 1 + (cc->jitter ? rnd() % (cc->jitter + 1) : 0));
+			/* The first checks are spread evenly over the first interval,
+			 * so a large pool is checked at a steady rate from the start,
+			 * not in bursts that jitter would only slowly smooth out. */
+			loop_timer_set(ck.loop, &c->timer, 1 + (pool->lb.nservers > 1 ?
+				       cc->interval * s / pool->lb.nservers : 0));
 		}
 	}
 	ck.n = n;
