@@ -95,6 +95,8 @@ struct gen *gen_new(struct config *cfg, uint32_t nworkers, const char **why)
 		l->index = (uint32_t)i;
 		l->pool = l->conf->pool ? &g->pools[l->conf->pool - cfg->pools] : NULL;
 		l->splice = l->conf->forwarding == FWD_AUTO;
+		if ((l->tls = l->conf->tls_rt) != NULL)
+			tls_server_ref(l->tls);
 		l->nroutes = l->conf->nroutes;
 		l->routes = xcalloc(l->nroutes, sizeof(*l->routes));
 		for (size_t r = 0; r < l->nroutes; r++) {
@@ -129,8 +131,10 @@ void gen_free(struct gen *g)
 		free(g->pools[i].sticky_ids);
 	}
 	free(g->pools);
-	for (size_t i = 0; i < g->nlisteners; i++)
+	for (size_t i = 0; i < g->nlisteners; i++) {
 		free(g->listeners[i].routes);
+		tls_server_unref(g->listeners[i].tls);
+	}
 	free(g->listeners);
 	if (g->stats)
 		for (uint32_t w = 0; w < g->nworkers; w++)

@@ -34,6 +34,9 @@ struct listener_rt {
 	uint32_t index;
 	_Atomic uint64_t active;          /* open connections, all workers */
 	bool splice;                      /* forwarding path */
+	/* The newest TLS contexts (one reference), read and replaced by the
+	 * main thread only, on reload; workers hold their own references. */
+	struct tls_server *tls;
 };
 
 struct gen {

@@ -281,12 +281,14 @@ int workers_tls_reload(struct worker *ws, uint32_t n, int *reloaded)
 	int failed = 0;
 	*reloaded = 0;
 	for (size_t i = 0; i < g->nlisteners; i++) {
-		const struct conf_listener *c = g->listeners[i].conf;
+		struct listener_rt *l = &g->listeners[i];
+		const struct conf_listener *c = l->conf;
 		struct tls_server *ts;
-		if (!ws[0].tls[i])
+		if (!l->tls)
 			continue;
-		/* The newest contexts, posted or in use: their ticket secret carries over. */
-		ts = tls_server_reload(c, ws[0].tls[i]);
+		/* The ticket secret of the newest contexts carries over. The
+		 * workers' own references are theirs to swap: never read them here. */
+		ts = tls_server_reload(c, l->tls);
 		if (!ts) {
 			failed++;
 			continue;
@@ -296,7 +298,8 @@ int workers_tls_reload(struct worker *ws, uint32_t n, int *reloaded)
 			tls_server_unref(atomic_exchange(&ws[k].tls_mail[i], ts));
 			loop_wake(ws[k].loop);
 		}
-		tls_server_unref(ts);
+		tls_server_unref(l->tls);
+		l->tls = ts;  /* keeps the reference the reload made */
 		(*reloaded)++;
 		log_info("listener %s: TLS certificates reloaded; new handshakes use them", c->name);
 	}
@@ -412,7 +415,7 @@ struct worker *workers_create(struct gen *g, char **msg)
 		w->tls = xcalloc(g->nlisteners, sizeof(*w->tls));
 		w->tls_mail = xcalloc(g->nlisteners, sizeof(*w->tls_mail));
 		for (size_t i = 0; i < g->nlisteners; i++)
-			if ((w->tls[i] = g->listeners[i].conf->tls_rt) != NULL)
+			if ((w->tls[i] = g->listeners[i].tls) != NULL)
 				tls_server_ref(w->tls[i]);
 		w->tls_sess = xcalloc(g->npools, sizeof(*w->tls_sess));
 		for (size_t p = 0; p < g->npools; p++)

@@ -82,3 +82,22 @@ def test_sighup_adds_a_certificate_for_a_new_name(fulcrum, backend, port, p, tmp
                                         sni="b.example.com")[3].cert == p.b.sha256, 5)
     st, _, _, info = https_get(port, client_ctx(p), sni="b.example.com")
     assert st == 200
+
+
+def test_reloads_in_quick_succession_while_serving(fulcrum, backend, port, p, tmp_path):
+    """Reloads one after another, faster than the workers pick them up, while
+    handshakes go on: every reload starts from the newest contexts (never from
+    ones a worker may be dropping at that moment), fulcrum keeps serving, and
+    the last certificate installed is the one served."""
+    install(p.a, tmp_path)
+    a = http_backend(backend, "A")
+    f = fulcrum(https_config(port, {"p": [a]}, [live_entry(p, tmp_path)], workers=2))
+    for i in range(20):
+        install(p.a2 if i % 2 == 0 else p.a, tmp_path)
+        f.send_signal(signal.SIGHUP)
+        assert https_get(port, client_ctx(p))[0] == 200
+    install(p.a2, tmp_path)
+    f.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: served(port, p) == p.a2.sha256, 5)
+    assert f.wait_error_log(r"SIGHUP: TLS certificates of 1 listener reloaded")
+    assert f.running()
