@@ -48,6 +48,15 @@ static EVP_CIPHER *ticket_cipher;
 static EVP_MD *sha256;
 static int ex_slot = -1;       /* SSL ex_data: SSL_SESSION ** of a client connection */
 static int ex_server = -1;     /* SSL_CTX ex_data: the struct tls_server of a context */
+static int ex_conn = -1;       /* SSL ex_data: the struct tls_server a connection holds */
+
+/* A connection holds a reference to its listener's contexts while it
+ * lives (the client-hello callback reads them): dropped when the SSL is
+ * freed, through this ex_data slot's free function. */
+static void conn_ref_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	tls_server_unref(ptr);
+}
 
 static void tls_init(void)
 {
@@ -55,8 +64,9 @@ static void tls_init(void)
 	ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
 	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	ex_slot = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	ex_conn = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ref_free);
 	ex_server = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	if (!ticket_cipher || !sha256 || ex_slot < 0 || ex_server < 0)
+	if (!ticket_cipher || !sha256 || ex_slot < 0 || ex_server < 0 || ex_conn < 0)
 		abort();
 }
 
@@ -191,7 +201,6 @@ static bool readable(const char *file, struct rep *r, int cert, const char *what
 static int read_certs(const char *file, X509 **leaf, STACK_OF(X509) *chain, struct rep *r, int cert,
 		      const char *what)
 {
-	char why[256];
 	int n = 0;
 	X509 *x;
 	BIO *b = BIO_new_file(file, "r");
@@ -210,7 +219,6 @@ static int read_certs(const char *file, X509 **leaf, STACK_OF(X509) *chain, stru
 	BIO_free(b);
 	ERR_clear_error();
 	if (n == 0) {
-		(void)why;
 		report(r, cert, false, "%s %s holds no PEM certificate", what, file);
 		return -1;
 	}
@@ -592,6 +600,28 @@ static void check_dates(X509 *x, const char *file, struct rep *r, int cert)
 	}
 }
 
+/* Read a certificate (with the chain after it in its file, and in chainf),
+ * its key, and check that they match and that the certificate is valid
+ * now. True when the pair can be used (the caller frees what is set). */
+static bool read_pair(const char *certf, const char *chainf, const char *keyf, const char *pwf,
+		      struct rep *r, int cert, X509 **leaf, EVP_PKEY **key, STACK_OF(X509) *chain)
+{
+	bool ok = read_certs(certf, leaf, chain, r, cert, "certificate file") > 0;
+	if (chainf && read_certs(chainf, NULL, chain, r, cert, "chain file") < 0)
+		ok = false;
+	if (!(*key = read_key(keyf, pwf, r, cert)))
+		ok = false;
+	if (!ok)
+		return false;
+	if (X509_check_private_key(*leaf, *key) != 1) {
+		ERR_clear_error();
+		report(r, cert, false, "key %s does not match certificate %s", keyf, certf);
+		return false;
+	}
+	check_dates(*leaf, certf, r, cert);
+	return true;
+}
+
 static void add_cert(const struct conf_listener *l, struct tls_server *ts, size_t i, struct rep *r)
 {
 	const struct conf_cert *c = &l->tls.certs[i];
@@ -602,25 +632,12 @@ static void add_cert(const struct conf_listener *l, struct tls_server *ts, size_
 	char **names = NULL;
 	size_t nnames = 0, s;
 	struct cert_set *set = NULL;
-	bool ok = true;
 	int cert = (int)i;
 
 	if (!c->cert || !c->key)
 		goto out;  /* reported by the config checker */
-	if (read_certs(c->cert, &leaf, chain, r, cert, "certificate file") < 0)
-		ok = false;
-	if (c->chain && read_certs(c->chain, NULL, chain, r, cert, "chain file") < 0)
-		ok = false;
-	if (!(key = read_key(c->key, c->key_password_file, r, cert)))
-		ok = false;
-	if (!ok)
+	if (!read_pair(c->cert, c->chain, c->key, c->key_password_file, r, cert, &leaf, &key, chain))
 		goto out;
-	if (X509_check_private_key(leaf, key) != 1) {
-		ERR_clear_error();
-		report(r, cert, false, "key %s does not match certificate %s", c->key, c->cert);
-		goto out;
-	}
-	check_dates(leaf, c->cert, r, cert);
 	nnames = cert_names(leaf, &names);
 	if (nnames == 0)
 		report(r, cert, true, "certificate %s names no host (no DNS subject alternative name "
@@ -778,27 +795,9 @@ void tls_server_unref(struct tls_server *ts)
 		server_free(ts);
 }
 
-/* A connection holds a reference to its listener's contexts while it
- * lives (the client-hello callback reads them): dropped when the SSL is
- * freed, through this ex_data slot's free function. */
-static int ex_conn = -1;
-static void conn_ref_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-	tls_server_unref(ptr);
-}
-
-static pthread_once_t conn_once = PTHREAD_ONCE_INIT;
-static void conn_init(void)
-{
-	ex_conn = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ref_free);
-	if (ex_conn < 0)
-		abort();
-}
-
 SSL *tls_server_conn(struct tls_server *ts, int fd)
 {
 	SSL *s;
-	pthread_once(&conn_once, conn_init);
 	s = SSL_new(ts->sets[0].ctx);
 	if (!s)
 		return NULL;
@@ -875,25 +874,17 @@ struct tls_client *tls_client_new(const struct conf_pool *p, tls_report_fn fn, v
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	}
 	if (t->cert && t->key) {
-		struct rep rc = r;
 		X509 *leaf = NULL;
 		STACK_OF(X509) *chain = sk_X509_new_null();
 		EVP_PKEY *key = NULL;
-		if (read_certs(t->cert, &leaf, chain, &rc, -1, "client certificate") > 0 &&
-		    (key = read_key(t->key, NULL, &rc, -1)) != NULL) {
-			if (X509_check_private_key(leaf, key) != 1)
-				report(&rc, -1, false, "key %s does not match certificate %s", t->key, t->cert);
-			else if (SSL_CTX_use_cert_and_key(ctx, leaf, key, chain, 1) != 1)
-				report(&rc, -1, false, "client certificate %s cannot be used: %s", t->cert,
-				       ossl_reason(why, sizeof(why)));
-			else
-				check_dates(leaf, t->cert, &rc, -1);
-		}
+		if (read_pair(t->cert, NULL, t->key, NULL, &r, -1, &leaf, &key, chain) &&
+		    SSL_CTX_use_cert_and_key(ctx, leaf, key, chain, 1) != 1)
+			report(&r, -1, false, "client certificate %s cannot be used: %s", t->cert,
+			       ossl_reason(why, sizeof(why)));
 		ERR_clear_error();
 		X509_free(leaf);
 		EVP_PKEY_free(key);
 		sk_X509_pop_free(chain, X509_free);
-		r.failed |= rc.failed;
 	}
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, on_new_session);
@@ -1178,10 +1169,4 @@ void tls_peer_info(SSL *s, struct tls_peer *out)
 	else
 		snprintf(out->verify, sizeof(out->verify), "FAILED:%s", X509_verify_cert_error_string(v));
 	ERR_clear_error();
-}
-
-const char *tls_verify_error(SSL *s)
-{
-	long v = SSL_get_verify_result(s);
-	return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
 }

@@ -117,8 +117,4 @@ struct tls_peer {
 /* Fill *out from the connection's peer certificate (server side). */
 void tls_peer_info(SSL *s, struct tls_peer *out);
 
-/* A verify failure of a client connection, as text ("certificate has
- * expired"), or NULL when verification passed or was not done. */
-const char *tls_verify_error(SSL *s);
-
 #endif

@@ -174,11 +174,6 @@ int xport_tls_connect(struct xport *x, char *why, size_t len)
 	int rc = tls_handshake(x->tls, &want);
 	if (rc == 0 || rc == FL_AGAIN)
 		return rc;
-	if (tls_verify_error(x->tls)) {
-		snprintf(why, len, "certificate verify failed: %s", tls_verify_error(x->tls));
-		tls_failure(x->tls, rc, why + strlen(why), 0);  /* clears the error queue */
-	} else {
-		tls_failure(x->tls, rc, why, len);
-	}
+	tls_failure(x->tls, rc, why, len);
 	return -EPROTO;
 }
