@@ -344,13 +344,24 @@ class Backend:
     """A threaded TCP server on a free loopback port running handler(backend,
     conn) for every connection."""
 
-    def __init__(self, name, host="127.0.0.1", handler=None, backlog=128):
+    def __init__(self, name, host="127.0.0.1", handler=None, backlog=128, port=0, reuse=False,
+                 listening=True):
+        """port: 0 for any. reuse: SO_REUSEADDR (inherited by the accepted
+        connections), so that a killed server can come back on its port at
+        once, or another loopback address can listen on the same port.
+        listening=False holds the port (connects are refused) until serve()."""
         self.name = name
         self.host = host
         self.handler = handler or hello
         self.lsock = socket.socket(family_of(host), socket.SOCK_STREAM)
-        self.lsock.bind((host, 0))
-        self.lsock.listen(backlog)
+        if reuse:
+            self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.lsock.bind((host, port))
+        except OSError:
+            self.lsock.close()
+            raise
+        self.backlog = backlog
         self.port = self.lsock.getsockname()[1]
         self.address = fmt_addr(host, self.port)
         self.conns = []
@@ -358,6 +369,11 @@ class Backend:
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._accept_loop, name=f"backend-{name}",
                                        daemon=True)
+        if listening:
+            self.serve()
+
+    def serve(self):
+        self.lsock.listen(self.backlog)
         self.thread.start()
 
     def __repr__(self):
@@ -412,6 +428,9 @@ class Backend:
         if self.stopped.is_set():
             return
         self.stopped.set()
+        if not self.thread.is_alive() and not self.conns:
+            self.lsock.close()  # never served
+            return
         try:
             self.lsock.shutdown(socket.SHUT_RDWR)
         except OSError:

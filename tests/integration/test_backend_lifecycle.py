@@ -650,39 +650,6 @@ def test_drain_and_maintenance_get_no_traffic_but_are_checked(fulcrum, backend, 
     assert transitions(f, a.address) == [] and transitions(f, b.address) == []
 
 
-class PingOrEcho:
-    """A tcp backend: a connection whose first line is PING\\r\\n is a check
-    (answered +PONG or -ERR by `healthy`); any other is a client, greeted
-    with 'NAME\\n' and then echoed."""
-
-    def __init__(self, backend, name):
-        self.name = name
-        self.healthy = True
-        self.clients = []
-        self.b = backend(name, handler=self.handle)
-        self.address = self.b.address
-
-    def handle(self, backend, conn):
-        buf = b""
-        while b"\n" not in buf and len(buf) < 1024:
-            d = conn.recv_record()
-            if not d:
-                return
-            buf += d
-        if buf == b"PING\r\n":
-            conn.sock.sendall(b"+PONG\r\n" if self.healthy else b"-ERR down\r\n")
-            while conn.recv_record():
-                pass
-            return
-        self.clients.append(conn)
-        conn.sock.sendall(self.name.encode() + b"\n" + buf.split(b"\n", 1)[1])
-        while True:
-            d = conn.recv_record()
-            if not d:
-                return
-            conn.sock.sendall(d)
-
-
 def stream_to(connect, port, name, tries=6):
     """A client connection through fulcrum that landed on server NAME."""
     for _ in range(tries):
@@ -707,13 +674,13 @@ def test_open_stream_survives_its_server_going_down(fulcrum, backend, connect, p
     """A tcp stream opened to B keeps flowing (both ways) after B fails its
     checks and is taken out; new connections go to A only."""
     h = hc("tcp", send=r"PING\r\n", expect="+PONG", fall=2, rise=1)
-    a, b = PingOrEcho(backend, "A"), PingOrEcho(backend, "B")
+    a, b = RedisLike(backend, "A"), RedisLike(backend, "B")
     f = fulcrum(make_config([listener("front", fmt_addr("127.0.0.1", port), "backs")],
                             [pool("backs", [a.address, b.address], health_check=h)], workers=1))
     s = stream_to(connect, port, "B")
     assert_flows(s)
     t0 = time.monotonic()
-    b.healthy = False
+    b.answer = RedisLike.BAD
     wait_change(f, b.address, "down", 0, t0, down_bound(h) + 2)
     for _ in range(4):
         c = connect(port)
@@ -732,7 +699,7 @@ def test_open_stream_survives_its_server_being_ejected(fulcrum, backend, connect
     """B stops accepting connections (its listening socket closes) while a
     stream to it is open: new clients fail to connect to it (retried on
     A) and eject it, and the open stream keeps flowing."""
-    a, b = PingOrEcho(backend, "A"), PingOrEcho(backend, "B")
+    a, b = RedisLike(backend, "A"), RedisLike(backend, "B")
     f = fulcrum(make_config([listener("front", fmt_addr("127.0.0.1", port), "backs")],
                             [pool("backs", [a.address, b.address],
                                   passive=passive_kw(2, "5s"))], workers=1))

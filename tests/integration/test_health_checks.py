@@ -18,7 +18,6 @@ tcp checks with send, by what they send.
 
 import random
 import re
-import socket
 import subprocess
 import textwrap
 import threading
@@ -26,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import (Backend, closed_by_peer, family_of, fmt_addr, fulcrum_bin, hello, listener,
+from conftest import (Backend, closed_by_peer, fmt_addr, fulcrum_bin, hello, listener,
                       make_config, pool, recv_line, wait_until)
 from http_helpers import HttpBackend, Resp, client, http_config
 from tls_helpers import (PROC_TIMEOUT, client_ctx, https_config, https_get, pki, server_ctx,
@@ -183,54 +182,14 @@ def get_names(connect, port, n, ok=(200,)):
     return out
 
 
-class BackendAt(Backend):
-    """conftest's Backend on a given host and port (0: any) with
-    SO_REUSEADDR, inherited by the connections it accepts: so that a killed
-    server can come back on its port at once (even with connections it
-    closed first in TIME_WAIT), or another loopback address can listen on
-    the same port. With listening=False the port is held (connects are
-    refused) until serve()."""
-
-    def __init__(self, name, host, port, handler=None, backlog=128, listening=True):
-        self.name = name
-        self.host = host
-        self.handler = handler or hello
-        self.lsock = socket.socket(family_of(host), socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.lsock.bind((host, port))
-        except OSError:
-            self.lsock.close()
-            raise
-        self.backlog = backlog
-        self.port = self.lsock.getsockname()[1]
-        self.address = fmt_addr(host, self.port)
-        self.conns = []
-        self.cv = threading.Condition()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._accept_loop, name=f"backend-{name}",
-                                       daemon=True)
-        if listening:
-            self.serve()
-
-    def serve(self):
-        self.lsock.listen(self.backlog)
-        self.thread.start()
-
-    def stop(self):
-        if not self.thread.is_alive() and not self.stopped.is_set():
-            self.stopped.set()
-            self.lsock.close()
-            return
-        super().stop()
-
-
 @pytest.fixture
 def backend_at():
+    """conftest's Backend on a given host and port (0: any), with
+    SO_REUSEADDR, optionally holding its port without listening yet."""
     made = []
 
     def make(name, host, port, handler=None, listening=True):
-        b = BackendAt(name, host, port, handler, listening=listening)
+        b = Backend(name, host, handler, port=port, reuse=True, listening=listening)
         made.append(b)
         return b
 
@@ -266,7 +225,8 @@ def http_switch(backend, name, host="127.0.0.1", **kw):
 class RedisLike:
     """A tcp backend: a connection whose first line is PING is a check and
     gets `answer` (+PONG, or a failure) and is closed; any other first
-    line is a proxied client, greeted with 'NAME\\n' and echoed."""
+    line is a proxied client, greeted with 'NAME\\n', then everything it
+    sends after that line is echoed."""
 
     GOOD = b"+PONG\r\n"
     BAD = b"-LOADING Redis is loading the dataset in memory\r\n"
@@ -298,9 +258,12 @@ class RedisLike:
             return
         with self.lock:
             self.clients.append(time.monotonic())
-        conn.sock.sendall(self.name.encode() + b"\n")
-        while conn.recv_record():
-            pass
+        conn.sock.sendall(self.name.encode() + b"\n" + buf.split(b"\n", 1)[1])
+        while True:
+            d = conn.recv_record()
+            if not d:
+                return
+            conn.sock.sendall(d)
 
     def count(self, since, until, passed):
         with self.lock:

@@ -13,12 +13,15 @@ from conftest import fmt_addr, free_port, make_config, recv_exact, SOCK_TIMEOUT
 
 
 class WsEchoServer:
-    """A websockets echo server on its own event loop thread."""
+    """A websockets echo server (with TLS when given ssl_ctx) on its own event
+    loop thread; it records the path of each connection."""
 
-    def __init__(self):
+    def __init__(self, ssl_ctx=None):
         self.port = free_port()
         self.address = fmt_addr("127.0.0.1", self.port)
         self.connections = 0
+        self.paths = []
+        self.ssl_ctx = ssl_ctx
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -27,6 +30,7 @@ class WsEchoServer:
 
     async def _echo(self, ws, path=None):
         self.connections += 1
+        self.paths.append(path or getattr(ws, "path", None))
         async for msg in ws:
             await ws.send(msg)
 
@@ -34,7 +38,8 @@ class WsEchoServer:
         asyncio.set_event_loop(self.loop)
 
         async def main():
-            self.server = await websockets.serve(self._echo, "127.0.0.1", self.port, max_size=None)
+            self.server = await websockets.serve(self._echo, "127.0.0.1", self.port,
+                                                 ssl=self.ssl_ctx, max_size=None)
             self.ready.set()
             await self.server.wait_closed()
 

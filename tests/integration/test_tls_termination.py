@@ -11,14 +11,14 @@ import asyncio
 import hashlib
 import socket
 import subprocess
-import threading
 
 import pytest
 import websockets
 
-from conftest import (MiB, Payload, SOCK_TIMEOUT, fmt_addr, free_port, make_config,
+from conftest import (MiB, Payload, SOCK_TIMEOUT, fmt_addr, make_config,
                       recv_exact, recv_hash, recv_line, send_payload)
 from http_helpers import Resp, http_backend
+from test_http_websocket import WsEchoServer as WsEcho
 from tls_helpers import (client_ctx, conn_infos, curl, https_config, https_get, pki,
                          read_response, s_client, server_ctx, ssl_config, tls_backend,
                          tls_connect, tls_counters, tls_http_backend)
@@ -271,41 +271,6 @@ def test_ssl_listener_to_tls_tcp_pool(fulcrum, backend, port, p):
 
 # --------------------------------------------------------------------------
 # wss
-
-class WsEcho:
-    """A websockets echo server (optionally TLS) on its own loop thread."""
-
-    def __init__(self, ssl_ctx=None):
-        self.port = free_port()
-        self.address = fmt_addr("127.0.0.1", self.port)
-        self.paths = []
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.ssl_ctx = ssl_ctx
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(SOCK_TIMEOUT)
-
-    async def _echo(self, ws, path=None):
-        self.paths.append(path or getattr(ws, "path", None))
-        async for msg in ws:
-            await ws.send(msg)
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-
-        async def main():
-            self.server = await websockets.serve(self._echo, "127.0.0.1", self.port,
-                                                 ssl=self.ssl_ctx, max_size=None)
-            self.ready.set()
-            await self.server.wait_closed()
-
-        self.loop.run_until_complete(main())
-
-    def stop(self):
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.thread.join(SOCK_TIMEOUT)
-
 
 def _wss_talk(port, ctx):
     big = bytes(range(256)) * 2048   # 512 KiB
