@@ -740,6 +740,14 @@ def fulcrum(tmp_path):
         pytest.fail("\n".join(problems), pytrace=False)
 
 
+
+@pytest.fixture(scope="session")
+def p(tmp_path_factory):
+    """The test PKI of tls_helpers: CAs, server and client certificates,
+    made once per session with the openssl CLI."""
+    from tls_helpers import pki
+    return pki(tmp_path_factory)
+
 @pytest.fixture
 def backend():
     """backend(name, host='127.0.0.1', handler=hello) -> a running Backend."""

@@ -28,7 +28,7 @@ import pytest
 from conftest import (Backend, closed_by_peer, fmt_addr, fulcrum_bin, hello, listener,
                       make_config, pool, recv_line, wait_until)
 from http_helpers import HttpBackend, Resp, client, http_config
-from tls_helpers import (PROC_TIMEOUT, client_ctx, https_config, https_get, pki, server_ctx,
+from tls_helpers import (PROC_TIMEOUT, client_ctx, https_config, https_get, server_ctx,
                          tls_http_backend, tls_wrap_handler, write_config)
 
 CHECK_UA = "fulcrum-health-check"
@@ -300,11 +300,6 @@ def http_hc_config(port, servers, h, pool_extra=None, **kw):
     pk = {"health_check": h}
     pk.update(pool_extra or {})
     return http_config(port, {"p": servers}, pool_kw={"p": pk}, **kw)
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
 
 
 # --------------------------------------------------------------------------

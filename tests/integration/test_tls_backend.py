@@ -9,13 +9,8 @@ import ssl
 import pytest
 
 from http_helpers import http_backend
-from tls_helpers import (client_ctx, conn_infos, https_config, https_get, pki, server_ctx,
+from tls_helpers import (client_ctx, conn_infos, https_config, https_get, server_ctx,
                          tls_http_backend)
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
 
 
 def reencrypt(port, srv, p, pool_tls, listener_certs=None, **kw):

@@ -9,13 +9,8 @@ import subprocess
 import pytest
 
 from http_helpers import http_backend
-from tls_helpers import (PROC_TIMEOUT, client_ctx, https_config, https_get, pki, s_client,
+from tls_helpers import (PROC_TIMEOUT, client_ctx, https_config, https_get, s_client,
                          ssl_config, tls_connect)
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
 
 
 def served_cert(port, p, sni):

@@ -12,12 +12,7 @@ import subprocess
 import pytest
 
 from conftest import fmt_addr, fulcrum_bin, make_config
-from tls_helpers import PROC_TIMEOUT, cert_entry, pki, write_config
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
+from tls_helpers import PROC_TIMEOUT, cert_entry, write_config
 
 
 def config(p, entries, **tls_kw):

@@ -12,13 +12,8 @@ import pytest
 
 from conftest import SOCK_TIMEOUT
 from http_helpers import http_backend
-from tls_helpers import (client_ctx, https_config, https_get, pki, read_tls_records,
+from tls_helpers import (client_ctx, https_config, https_get, read_tls_records,
                          ssl_config, tls_connect, tls_counters)
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
 
 
 def web_config(port, a, p, **tls_kw):

@@ -8,16 +8,11 @@ import ssl
 import pytest
 
 from http_helpers import http_backend
-from tls_helpers import (client_ctx, curl, https_config, https_get, pki, ssl_config,
+from tls_helpers import (client_ctx, curl, https_config, https_get, ssl_config,
                          tls_connect, tls_counters)
 
 CERT_FIELDS = ("x-client-cert-subject", "x-client-cert-issuer", "x-client-cert-serial",
                "x-client-cert-fingerprint", "x-client-cert-verify")
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
 
 
 def auth(p, mode="required", crl=False, **kw):

@@ -9,13 +9,8 @@ import time
 import pytest
 
 from conftest import MiB, fmt_addr, make_config, recv_line
-from tls_helpers import (BioClient, bio_tls_server, client_ctx, pki, s_client_until, server_ctx,
+from tls_helpers import (BioClient, bio_tls_server, client_ctx, s_client_until, server_ctx,
                          split_records, tls_counters)
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
 
 
 def tls_servers(backend, p):

@@ -9,12 +9,7 @@ import pytest
 
 from conftest import wait_until
 from http_helpers import http_backend
-from tls_helpers import client_ctx, https_config, https_get, pki, read_response
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
+from tls_helpers import client_ctx, https_config, https_get, read_response
 
 
 def install(cert, d):

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import fmt_addr, make_config
 from http_helpers import http_backend
-from tls_helpers import (client_ctx, https_config, https_get, listener_tls, pki, s_client,
+from tls_helpers import (client_ctx, https_config, https_get, listener_tls, s_client,
                          tls_counters)
 
 V12, V13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
@@ -18,11 +18,6 @@ KINDS = {
     "tls12-ticket": dict(maxv=V12),
     "tls12-session-id": dict(maxv=V12, tickets=False),
 }
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
 
 
 @pytest.fixture

@@ -19,14 +19,9 @@ from conftest import (MiB, Payload, SOCK_TIMEOUT, fmt_addr, make_config,
                       recv_exact, recv_hash, recv_line, send_payload)
 from http_helpers import Resp, http_backend
 from test_http_websocket import WsEchoServer as WsEcho
-from tls_helpers import (client_ctx, conn_infos, curl, https_config, https_get, pki,
-                         read_response, s_client, server_ctx, ssl_config, tls_backend,
-                         tls_connect, tls_counters, tls_http_backend)
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
+from tls_helpers import (client_ctx, conn_infos, curl, https_config, https_get, read_response,
+                         s_client, server_ctx, ssl_config, tls_backend, tls_connect, tls_counters,
+                         tls_http_backend)
 
 
 # --------------------------------------------------------------------------

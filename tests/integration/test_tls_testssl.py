@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tls_helpers import https_config, pki
+from tls_helpers import https_config
 
 TESTSSL = shutil.which("testssl") or shutil.which("testssl.sh")
 # Seconds the scan may take: about 80 s on an idle 2-CPU machine, but
@@ -28,11 +28,6 @@ BLOCKING = ("MEDIUM", "HIGH", "CRITICAL")
 # testssl's certificate checks see a realistic certificate, and testssl is
 # given the test root with --add-ca, so the chain of trust verifies.)
 SETUP_ARTIFACTS = {}
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
 
 
 @pytest.mark.slow

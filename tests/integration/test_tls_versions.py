@@ -11,13 +11,8 @@ import pytest
 
 from conftest import SOCK_TIMEOUT
 from http_helpers import http_backend
-from tls_helpers import (client_ctx, https_config, https_get, legacy_client_hello, pki,
-                         read_tls_records, s_client, ssl_config, tls_connect, tls_counters)
-
-
-@pytest.fixture(scope="module")
-def p(tmp_path_factory):
-    return pki(tmp_path_factory)
+from tls_helpers import (client_ctx, https_config, https_get, legacy_client_hello, read_tls_records,
+                         s_client, ssl_config, tls_connect, tls_counters)
 
 
 @pytest.fixture
