@@ -45,6 +45,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROG "paced_load"
+#include "load_common.h"
+
 #define BUFSZ 16384
 
 struct conn {
@@ -71,19 +74,6 @@ static struct {
 	long waited_events;   /* times a due request found every connection busy */
 	long max_backlog;     /* most due requests waiting for a connection at once */
 } st;
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "paced_load: %s: %s\n", what, strerror(errno));
-	exit(2);
-}
 
 static int open_conn(void)
 {
@@ -127,36 +117,6 @@ static long response_len(const char *buf, size_t len, int *status, int *close)
 	if ((size_t)(end + 4 - buf) + clen > len)
 		return (end + 4 - buf) + clen > BUFSZ ? -1 : 0;
 	return (end + 4 - buf) + clen;
-}
-
-static int cmp64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const int64_t *v, long n, double p)
-{
-	if (n == 0)
-		return -1;
-	long i = (long)(p / 100.0 * (double)n + 0.999999) - 1;
-	if (i < 0)
-		i = 0;
-	if (i >= n)
-		i = n - 1;
-	return (double)v[i] / 1e9;
-}
-
-static void print_dist(const char *name, int64_t *v, long n, int last)
-{
-	double sum = 0;
-	qsort(v, n, sizeof *v, cmp64);
-	for (long i = 0; i < n; i++)
-		sum += (double)v[i];
-	printf("  \"%s\": {\"n\": %ld, \"mean\": %.9f, \"p50\": %.9f, \"p90\": %.9f, "
-	       "\"p99\": %.9f, \"p999\": %.9f, \"max\": %.9f}%s\n", name, n,
-	       n ? sum / n / 1e9 : -1.0, pct(v, n, 50), pct(v, n, 90), pct(v, n, 99),
-	       pct(v, n, 99.9), n ? (double)v[n - 1] / 1e9 : -1.0, last ? "" : ",");
 }
 
 /* Blocking exchange of one request on a fresh connection (priming). */
