@@ -80,106 +80,9 @@ VARIANTS = [("fulcrum", True), ("fulcrum", False), ("haproxy", True), ("haproxy"
 LABEL = {"fulcrum": "fulcrum", "haproxy": "HAProxy"}
 
 
-def log(msg):
-    print(msg, flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
-# ---------------------------------------------------------------- processes
-
-def stat_fields(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        data = f.read()
-    rest = data[data.rindex(")") + 2:].split()
-    return [rest[0]] + [int(x) for x in rest[1:]]
-
-
-def cpu_times(pids):
-    """(user, system) seconds of the processes (all their threads)."""
-    u = s = 0
-    for pid in pids:
-        f = stat_fields(pid)
-        u += f[11]
-        s += f[12]
-    return u / CLK_TCK, s / CLK_TCK
-
-
-def children(pid):
-    kids = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                kids += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return kids
-
-
-def cpu_busy():
-    """{cpu: (busy, total)} ticks from /proc/stat."""
-    res = {}
-    with open("/proc/stat") as f:
-        for line in f:
-            m = re.match(r"cpu(\d+)\s+(.*)", line)
-            if m:
-                v = [int(x) for x in m.group(2).split()]
-                total = sum(v[:8])
-                res[m.group(1)] = (total - v[3] - v[4], total)
-    return res
-
-
-class Proc:
-    """A process we started, tracked by pid; stopped by pid only."""
-
-    def __init__(self, name, argv, workdir, cpu_children=False):
-        self.name, self.argv, self.workdir = name, argv, workdir
-        self.cpu_children = cpu_children
-        self.popen = None
-        self.out_path = workdir / f"{name}.out.log"
-        self.returncode = None
-
-    def start(self):
-        out = open(self.out_path, "ab")
-        out.write(f"--- start: {shlex.join(self.argv)}\n".encode())
-        out.flush()
-        self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                      cwd=self.workdir)
-        out.close()
-
-    @property
-    def pid(self):
-        return self.popen.pid if self.popen else None
-
-    def alive(self):
-        return self.popen is not None and self.popen.poll() is None
-
-    def cpu_pids(self):
-        if not self.alive():
-            return []
-        return children(self.pid) if self.cpu_children else [self.pid]
-
-    def stop(self, grace=5.0):
-        if self.popen is None:
-            return
-        if self.popen.poll() is None:
-            kids = children(self.pid) if self.cpu_children else []
-            try:
-                self.popen.send_signal(signal.SIGTERM)
-                self.popen.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=5)
-                for k in kids:
-                    try:
-                        os.kill(k, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        self.returncode = self.popen.returncode
-        self.popen = None
+# Process handling, CPU accounting and templates are run.py's.
+from run import (BenchError, Proc, children, cpu_busy, cpu_times, first_line, log,  # noqa: E402
+                 render)
 
 
 def is_listening(addr, port):
@@ -263,22 +166,6 @@ def free_port_on(addrs, tries=200):
         if ok:
             return p
     raise BenchError("no free port found")
-
-
-def render(template, dest, **values):
-    text = string.Template((TEMPLATES / template).read_text()).substitute(
-        {k: str(v) for k, v in values.items()})
-    dest.write_text(text)
-    return dest
-
-
-def first_line(argv):
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        text = ((r.stdout or "") + (r.stderr or "")).strip()
-        return text.splitlines()[0] if text else "?"
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
 
 
 # ---------------------------------------------------------------- the bench
