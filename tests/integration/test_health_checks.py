@@ -26,7 +26,7 @@ import time
 import pytest
 
 from conftest import (Backend, closed_by_peer, fmt_addr, fulcrum_bin, hello, listener,
-                      make_config, pool, recv_line, wait_until)
+                      make_config, pool, recv_line, silent, wait_until)
 from http_helpers import HttpBackend, Resp, client, http_config
 from tls_helpers import (PROC_TIMEOUT, client_ctx, https_config, https_get, server_ctx,
                          tls_http_backend, tls_wrap_handler, write_config)
@@ -1000,3 +1000,60 @@ def test_checker_accepts_allowed_pairs(tmp_path, protocol, check, pool_tls):
     path = write_config(tmp_path / "hc.yaml", two_pool_config(protocol, check, pool_tls))
     rc, out, err = run_check(path)
     assert rc == 0, (rc, out, err)
+
+
+# --------------------------------------------------------------------------
+# cost and bookkeeping
+
+def tcp_pool_config(port, servers, h):
+    return make_config([listener("front", fmt_addr("127.0.0.1", port), "backs")],
+                       [pool("backs", servers, health_check=h)], workers=1)
+
+
+def test_first_checks_are_spread_over_the_interval(fulcrum, backend, port):
+    """A large pool is checked at a steady rate from the start: the first
+    checks of 8 servers are spread over the first interval (1 s), not
+    bunched within the jitter."""
+    servers = [RedisLike(backend, f"S{i}") for i in range(8)]
+    t0 = time.monotonic()
+    fulcrum(tcp_pool_config(port, [s.address for s in servers],
+                            hc("tcp", send=r"PING\r\n", expect="+PONG", interval="1s",
+                               timeout="200ms", jitter="50ms")))
+    assert wait_until(lambda: all(s.checks for s in servers), 3), "not every server was checked"
+    firsts = sorted(s.checks[0][0] - t0 for s in servers)
+    assert firsts[-1] - firsts[0] >= 0.6, f"first checks bunched: {firsts}"
+
+
+def time_wait_to(port):
+    out = subprocess.run(["ss", "-Htan", "state", "time-wait", f"( dport = :{port} )"],
+                         capture_output=True, text=True, timeout=10).stdout
+    return [ln for ln in out.splitlines() if ln.strip()]
+
+
+def test_checks_leave_no_time_wait_sockets(fulcrum, backend, port):
+    """A check ends with a reset once its verdict is in: a tcp check (which
+    closes first, so would otherwise leave TIME_WAIT behind on fulcrum's
+    side) leaves no socket in TIME_WAIT after a dozen checks."""
+    b = backend("B", handler=silent)  # never closes first
+    fulcrum(tcp_pool_config(port, [b.address], hc("tcp", interval="100ms", timeout="50ms",
+                                                  jitter="0ms")))
+    assert b.wait_accepted(12, 5), "fewer checks than expected"
+    assert time_wait_to(b.port) == [], time_wait_to(b.port)
+
+
+def test_check_results_are_logged_at_shutdown(fulcrum, backend, port):
+    """At shutdown each checked server's checks are summed up: healthy or
+    not, passed and failed counts, the last check's duration and error."""
+    good, bad = RedisLike(backend, "G"), RedisLike(backend, "B")
+    bad.answer = RedisLike.BAD
+    f = fulcrum(tcp_pool_config(port, [good.address, bad.address],
+                                hc("tcp", send=r"PING\r\n", expect="+PONG")))
+    assert wait_until(lambda: len(good.checks) >= 3 and len(bad.checks) >= 3, 5)
+    f.stop()
+    log = f.error_log()
+    g = re.search(rf"checks pool=backs server={re.escape(good.address)} healthy=yes "
+                  rf"passed=(\d+) failed=0 last_ms=\d+ last_error=\"\"", log)
+    b = re.search(rf"checks pool=backs server={re.escape(bad.address)} healthy=no "
+                  rf"passed=0 failed=(\d+) last_ms=\d+ last_error=\"unexpected answer\"", log)
+    assert g and int(g.group(1)) >= 3, log
+    assert b and int(b.group(1)) >= 3, log

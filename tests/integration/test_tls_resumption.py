@@ -153,3 +153,14 @@ def test_resumed_tls13_connection_gets_a_new_ticket(web, port, p, tmp_path):
                            "-ign_eof", input=req, cafile=p.root.crt)
         assert rc == 0 and "Reused, TLSv1.3" in out, f"connection {i + 2} was not resumed:\n{out}"
         assert "NewSessionTicket" in out, f"resumed connection {i + 2} got no new ticket:\n{out}"
+
+
+def test_one_ticket_per_full_handshake(web, port, p):
+    """A full TLS 1.3 handshake brings one session ticket (OpenSSL sends
+    two by default); each resumption renews it, so one is all a client
+    needs, and the handshake is spared a second ticket's work."""
+    req = b"GET / HTTP/1.1\r\nHost: a.example.com\r\nConnection: close\r\n\r\n"
+    rc, out = s_client(port, "-tls1_3", "-msg", "-ign_eof", input=req, cafile=p.root.crt)
+    assert rc == 0 and "New, TLSv1.3" in out and "A GET /" in out, out
+    got = [ln for ln in out.splitlines() if ln.startswith("<<<") and "NewSessionTicket" in ln]
+    assert len(got) == 1, f"{len(got)} tickets received:\n{out}"
