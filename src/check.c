@@ -139,7 +139,7 @@ static void close_conn(struct check *c)
  * failures in a row (the first verdict after startup decides at once). */
 static void verdict(struct check *c, bool ok, const char *why)
 {
-	const char *type = c->ops == &check_tcp_ops ? "tcp" : c->cc->type == CHECK_HTTPS ? "https" : "http";
+	const char *type = c->cc->type == CHECK_HTTPS ? "https" : c->ops->name;
 	bool change = false;
 	if (ok) {
 		c->fail_run = 0;
