@@ -19,7 +19,8 @@
 #define CHECK_IN_MAX (64 * 1024)   /* judged at most (expect_body) */
 #define CHECK_IN_SMALL 4096         /* enough for a status line or an expect */
 
-enum { PH_IDLE, PH_CONNECTING, PH_HANDSHAKE, PH_EXCHANGE };
+/* PH_KEPT: between checks, with the connection kept open for the next. */
+enum { PH_IDLE, PH_CONNECTING, PH_HANDSHAKE, PH_EXCHANGE, PH_KEPT };
 
 struct check {
 	struct xport x;
@@ -37,6 +38,7 @@ struct check {
 	char *in;                       /* borrowed while a check runs */
 	size_t in_len, in_cap;
 	uint64_t started;
+	bool reused;                    /* the running check is on a kept connection */
 	uint32_t ok_run, fail_run;      /* verdicts in a row */
 	bool healthy;
 	bool decided;                   /* a first verdict was reached */
@@ -70,7 +72,8 @@ static uint64_t rnd(void)
 	return lb_rand(&ck.rng);
 }
 
-static void finish(struct check *c, int verdict, const char *why);
+static void finish(struct check *c, int verdict, const char *why, bool keep);
+static void start(struct check *c);
 static void came_back(const struct pool_rt *pool, struct lb_server *srv);
 
 extern char **environ;
@@ -175,10 +178,37 @@ static void verdict(struct check *c, bool ok, const char *why)
 	}
 }
 
-static void finish(struct check *c, int v, const char *why)
+/* Keep the connection open for the next check (the server said it may). */
+static void keep_conn(struct check *c)
+{
+	free(c->in);
+	c->in = NULL;
+	c->in_len = 0;
+	c->phase = PH_KEPT;
+}
+
+static void finish(struct check *c, int v, const char *why, bool keep)
 {
 	uint64_t took = loop_now(ck.loop) - c->started;
-	close_conn(c);
+	if (v == CHECK_FAIL && c->reused && c->in_len == 0) {
+		/* A kept connection can be closed by the server just as the
+		 * request leaves: that says nothing about the server, so the
+		 * check is made again on a new connection, within its time. */
+		uint64_t started = c->started;
+		log_debug("pool %s: server %s: kept check connection failed (%s); connecting again",
+			  c->pool->conf->name, c->srv->name, why);
+		close_conn(c);
+		c->reused = false;
+		start(c);
+		if (c->phase != PH_IDLE && c->phase != PH_KEPT)
+			c->started = started;  /* still running: time it from the first try */
+		return;
+	}
+	c->reused = false;
+	if (keep && v == CHECK_PASS)
+		keep_conn(c);
+	else
+		close_conn(c);
 	c->last_ms = took;
 	if (v == CHECK_PASS)
 		c->passed++;
@@ -196,11 +226,12 @@ static void finish(struct check *c, int v, const char *why)
 static void judge(struct check *c, bool eof)
 {
 	char why[160] = "";
-	int v = c->ops->judge(c->cc, c->in ? c->in : "", c->in_len, eof, why, sizeof(why));
+	bool reuse = false;
+	int v = c->ops->judge(c->cc, c->in ? c->in : "", c->in_len, eof, why, sizeof(why), &reuse);
 	if (v == CHECK_MORE && eof)
 		v = CHECK_FAIL;
 	if (v != CHECK_MORE)
-		finish(c, v, why[0] ? why : "closed before the answer was complete");
+		finish(c, v, why[0] ? why : "closed before the answer was complete", reuse);
 }
 
 /* Send what is left, then read and judge. */
@@ -214,7 +245,7 @@ static void exchange(struct check *c)
 			break;
 		if (n < 0) {
 			snprintf(why, sizeof(why), "send: %s", strerror((int)-n));
-			finish(c, CHECK_FAIL, why);
+			finish(c, CHECK_FAIL, why, false);
 			return;
 		}
 		c->out_off += (size_t)n;
@@ -223,24 +254,29 @@ static void exchange(struct check *c)
 		return;
 	if (!c->in) {
 		/* A tcp check without `expect` passes as soon as it is connected. */
-		c->in_cap = c->cc->expect_body ? CHECK_IN_MAX : CHECK_IN_SMALL;
+		bool reuse;
+		c->in_cap = CHECK_IN_SMALL;
 		c->in = xmalloc(c->in_cap);
-		if (c->ops->judge(c->cc, "", 0, false, why, sizeof(why)) == CHECK_PASS) {
-			finish(c, CHECK_PASS, "");
+		if (c->ops->judge(c->cc, "", 0, false, why, sizeof(why), &reuse) == CHECK_PASS) {
+			finish(c, CHECK_PASS, "", false);
 			return;
 		}
 	}
 	while (c->x.can_read) {
 		if (c->in_len == c->in_cap) {
-			judge(c, true);  /* all that is judged */
-			return;
+			if (c->in_cap == CHECK_IN_MAX) {
+				judge(c, true);  /* all that is judged */
+				return;
+			}
+			c->in_cap *= 2;
+			c->in = xrealloc(c->in, c->in_cap);
 		}
 		n = xport_recv(&c->x, c->in + c->in_len, c->in_cap - c->in_len);
 		if (n == FL_AGAIN)
 			break;
 		if (n < 0) {
 			snprintf(why, sizeof(why), "receive: %s", strerror((int)-n));
-			finish(c, CHECK_FAIL, why);
+			finish(c, CHECK_FAIL, why, false);
 			return;
 		}
 		if (n == 0) {
@@ -249,7 +285,7 @@ static void exchange(struct check *c)
 		}
 		c->in_len += (size_t)n;
 		judge(c, false);
-		if (c->phase == PH_IDLE)
+		if (c->phase == PH_IDLE || c->phase == PH_KEPT)
 			return;
 	}
 }
@@ -262,7 +298,7 @@ static void handshake(struct check *c)
 		return;
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "TLS: %s", why);
-		finish(c, CHECK_FAIL, msg);
+		finish(c, CHECK_FAIL, msg, false);
 		return;
 	}
 	c->phase = PH_EXCHANGE;
@@ -278,7 +314,7 @@ static void connected(struct check *c)
 	if (tls) {
 		c->x.tls = tls_client_conn(c->pool->conf->tls.rt, c->x.io.fd, NULL, NULL);
 		if (!c->x.tls) {
-			finish(c, CHECK_FAIL, "TLS: out of memory");
+			finish(c, CHECK_FAIL, "TLS: out of memory", false);
 			return;
 		}
 		c->phase = PH_HANDSHAKE;
@@ -302,12 +338,24 @@ static void on_event(struct loop *l, struct loop_io *io, uint32_t ev)
 		err = sock_connect_result(io->fd, ev);
 		if (err) {
 			snprintf(why, sizeof(why), "connect: %s", strerror(err));
-			finish(c, CHECK_FAIL, why);
+			finish(c, CHECK_FAIL, why, false);
 			return;
 		}
 		connected(c);
 		break;
 	}
+	case PH_KEPT:
+		/* Between checks the server has nothing to say: a close, an
+		 * error or stray bytes end the connection (an event for bytes
+		 * already read is not one). */
+		if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+			close_conn(c);
+		} else if (ev & EPOLLIN) {
+			ssize_t n = recv(io->fd, why, 1, MSG_PEEK | MSG_DONTWAIT);
+			if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+				close_conn(c);
+		}
+		break;
 	case PH_HANDSHAKE:
 		handshake(c);
 		break;
@@ -326,7 +374,7 @@ static void start(struct check *c)
 	fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
-		finish(c, CHECK_FAIL, why);
+		finish(c, CHECK_FAIL, why, false);
 		return;
 	}
 	c->x = (struct xport){ .io = { .fd = fd, .fn = on_event } };
@@ -334,7 +382,7 @@ static void start(struct check *c)
 	rc = sock_connect(ck.loop, &c->x.io, (struct sockaddr *)&c->addr, c->addrlen);
 	if (rc < 0 && rc != FL_AGAIN) {
 		snprintf(why, sizeof(why), "connect: %s", strerror(-rc));
-		finish(c, CHECK_FAIL, why);
+		finish(c, CHECK_FAIL, why, false);
 		return;
 	}
 	if (rc == 0) {
@@ -351,8 +399,20 @@ static void on_timer(struct loop *l, struct loop_timer *t)
 		start(c);
 		return;
 	}
+	if (c->phase == PH_KEPT) {
+		/* The next check, on the kept connection: only the request. */
+		c->started = loop_now(ck.loop);
+		loop_timer_set(ck.loop, &c->timer, c->cc->timeout);
+		c->reused = true;
+		c->phase = PH_EXCHANGE;
+		c->out_off = 0;
+		c->x.can_write = true;
+		exchange(c);
+		return;
+	}
+	c->reused = false;  /* a timeout is a verdict, kept connection or not */
 	snprintf(why, sizeof(why), "timeout after %llums", (unsigned long long)c->cc->timeout);
-	finish(c, CHECK_FAIL, why);
+	finish(c, CHECK_FAIL, why, false);
 }
 
 static void on_wake(struct loop *l, void *arg)

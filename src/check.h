@@ -5,7 +5,9 @@
  *
  * The engine connects (TCP, then TLS when the check asks for it), sends what
  * the check type writes, and hands every byte read to the type's judge until
- * it passes or fails, or the timeout runs out. A check type is one small
+ * it passes or fails, or the timeout runs out. When the judge says the
+ * connection can be reused, it is kept open (idle, watched for a close) and
+ * the next check only sends its request. A check type is one small
  * file with a struct check_ops (check_tcp.c, check_http.c). */
 #ifndef FULCRUM_CHECK_H
 #define FULCRUM_CHECK_H
@@ -31,9 +33,11 @@ struct check_ops {
 	 * returns their number (0: send nothing). */
 	size_t (*request)(const struct conf_check *cc, const char *host, char *buf, size_t cap);
 	/* Judge the bytes received so far (data[0..len), eof when the server
-	 * closed): CHECK_PASS, CHECK_MORE, or CHECK_FAIL with the reason in why. */
+	 * closed or no more will be read): CHECK_PASS, CHECK_MORE, or CHECK_FAIL
+	 * with the reason in why. *reuse is set when data is exactly one whole
+	 * answer after which the connection can carry the next check. */
 	int (*judge)(const struct conf_check *cc, const char *data, size_t len, bool eof,
-		     char *why, size_t wlen);
+		     char *why, size_t wlen, bool *reuse);
 };
 
 extern const struct check_ops check_tcp_ops;

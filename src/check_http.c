@@ -1,6 +1,9 @@
-/* http and https checks: one request with Connection: close; the status
- * must be in expect_status and, with expect_body, the body (its first 64k,
- * without the chunked framing) must contain the text or match the pattern. */
+/* http and https checks: one request; the status must be in expect_status
+ * and, with expect_body, the body (its first 64k, without the chunked
+ * framing) must contain the text or match the pattern. With
+ * reuse_connection the whole answer is read (its framing says where it
+ * ends), so that the connection can carry the next check; without, the
+ * request says Connection: close and the status line is enough. */
 #include "check.h"
 #include "h1.h"
 
@@ -12,8 +15,9 @@
 
 static size_t http_request(const struct conf_check *cc, const char *host, char *buf, size_t cap)
 {
-	int n = snprintf(buf, cap, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: fulcrum-health-check\r\n"
-			 "Connection: close\r\n", cc->method, cc->path, cc->host ? cc->host : host);
+	int n = snprintf(buf, cap, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: fulcrum-health-check\r\n%s",
+			 cc->method, cc->path, cc->host ? cc->host : host,
+			 cc->reuse_connection ? "" : "Connection: close\r\n");
 	for (size_t i = 0; n > 0 && (size_t)n < cap && i < cc->headers.n; i++)
 		n += snprintf(buf + n, cap - (size_t)n, "%s: %s\r\n", cc->headers.keys[i], cc->headers.vals[i]);
 	if (n > 0 && (size_t)n < cap)
@@ -27,21 +31,6 @@ static bool status_ok(const struct conf_check *cc, int status)
 		if (status >= cc->status_lo[i] && status <= cc->status_hi[i])
 			return true;
 	return false;
-}
-
-/* Whether the head (data up to end) says Transfer-Encoding: chunked. */
-static bool chunked(const char *data, const char *end)
-{
-	char head[8192];
-	size_t n = (size_t)(end - data) < sizeof(head) - 1 ? (size_t)(end - data) : sizeof(head) - 1;
-	for (size_t i = 0; i < n; i++)
-		head[i] = (char)(data[i] >= 'A' && data[i] <= 'Z' ? data[i] + 32 : data[i]);
-	head[n] = '\0';
-	char *te = strstr(head, "\ntransfer-encoding:");
-	char *eol = te ? strchr(te + 1, '\n') : NULL;
-	if (eol)
-		*eol = '\0';
-	return te && strstr(te, "chunked");
 }
 
 static bool body_ok(const struct conf_check *cc, const char *body, size_t len, bool is_chunked)
@@ -78,36 +67,67 @@ static bool body_ok(const struct conf_check *cc, const char *body, size_t len, b
 }
 
 static int http_judge(const struct conf_check *cc, const char *data, size_t len, bool eof, char *why,
-		      size_t wlen)
+		      size_t wlen, bool *reuse)
 {
-	const char *eol = memchr(data, '\n', len), *end;
-	int status;
-	if (!eol) {
-		if (eof || len > 8192) {
-			snprintf(why, wlen, "%s", len ? "not an HTTP response" : "closed without a response");
+	struct h1_msg m;
+	struct h1_scan scan = { 0 };
+	const char *perr = "";
+	size_t end = len;
+	bool complete;
+	int hl = h1_parse_response(data, len, &scan, &h1_default_limits, cc->method, (uint32_t)strlen(cc->method),
+				   &m, &perr);
+	*reuse = false;
+	if (hl == H1_NEED_MORE) {
+		if (!eof)
+			return CHECK_MORE;
+		snprintf(why, wlen, "%s", len ? "not an HTTP response (its head is incomplete)" :
+			 "closed without a response");
+		return CHECK_FAIL;
+	}
+	if (hl < 0) {
+		snprintf(why, wlen, "not an HTTP response (%s)", perr);
+		return CHECK_FAIL;
+	}
+	if (m.status < 200 || !status_ok(cc, m.status)) {
+		snprintf(why, wlen, "status %d", m.status);
+		return CHECK_FAIL;
+	}
+	if (!cc->expect_body && !cc->reuse_connection)
+		return CHECK_PASS;
+	/* Find where the answer ends: the body is judged whole (up to the
+	 * engine's 64k), and a connection is reused only after a whole answer. */
+	switch (m.body) {
+	case H1_BODY_NONE:
+		end = (size_t)hl;
+		complete = true;
+		break;
+	case H1_BODY_LENGTH:
+		complete = len - (size_t)hl >= m.content_length;
+		if (complete)
+			end = (size_t)hl + (size_t)m.content_length;
+		break;
+	case H1_BODY_CHUNKED: {
+		struct h1_chunked ck = { 0 };
+		int64_t k = h1_chunked_feed(&ck, data + hl, len - (size_t)hl, &perr);
+		if (k < 0) {
+			snprintf(why, wlen, "status %d, but the chunked body is invalid (%s)", m.status, perr);
 			return CHECK_FAIL;
 		}
+		complete = ck.done;
+		end = (size_t)hl + (size_t)k;
+		break;
+	}
+	default:  /* until the server closes */
+		complete = eof;
+		break;
+	}
+	if (!complete && !eof)
 		return CHECK_MORE;
-	}
-	if (len < 12 || memcmp(data, "HTTP/1.", 7) != 0 || data[8] != ' ' ||
-	    sscanf(data + 9, "%3d", &status) != 1 || status < 100 || status > 599) {
-		snprintf(why, wlen, "not an HTTP response");
+	if (cc->expect_body && !body_ok(cc, data + hl, end - (size_t)hl, m.body == H1_BODY_CHUNKED)) {
+		snprintf(why, wlen, "status %d, but the body does not match", m.status);
 		return CHECK_FAIL;
 	}
-	if (!status_ok(cc, status)) {
-		snprintf(why, wlen, "status %d", status);
-		return CHECK_FAIL;
-	}
-	if (!cc->expect_body)
-		return CHECK_PASS;
-	/* The body is judged whole (up to the engine's 64k), at the close. */
-	if (!eof)
-		return CHECK_MORE;
-	end = memmem(data, len, "\r\n\r\n", 4);
-	if (!end || !body_ok(cc, end + 4, len - (size_t)(end + 4 - data), chunked(data, end))) {
-		snprintf(why, wlen, "status %d, but the body does not match", status);
-		return CHECK_FAIL;
-	}
+	*reuse = complete && !eof && end == len && m.body != H1_BODY_CLOSE && !(m.flags & H1_F_CONN_CLOSE);
 	return CHECK_PASS;
 }
 

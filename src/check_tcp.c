@@ -15,9 +15,10 @@ static size_t tcp_request(const struct conf_check *cc, const char *host, char *b
 }
 
 static int tcp_judge(const struct conf_check *cc, const char *data, size_t len, bool eof, char *why,
-		     size_t wlen)
+		     size_t wlen, bool *reuse)
 {
 	size_t n;
+	*reuse = false;  /* connecting is part of what a tcp check checks */
 	if (!cc->expect_len)
 		return CHECK_PASS;
 	n = len < cc->expect_len ? len : cc->expect_len;

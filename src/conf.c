@@ -447,6 +447,12 @@ static const struct kw check_kw[] = {
 	{ "expect_body", KW_STR, offsetof(struct conf_check, expect_body), 0, 0, NULL, "(any body)", false,
 	  0, 0, NULL, NULL, "http, https: the body (its first 64k) must contain this text, or match the "
 	  "PCRE2 pattern written `~pattern`." },
+	{ "reuse_connection", KW_BOOL, offsetof(struct conf_check, reuse_connection),
+	  LOC(struct conf_check, reuse_loc), 0, "true", NULL, false, 0, 0, NULL, NULL,
+	  "http, https: keep the connection open between checks when the server allows it, so that a "
+	  "check costs one request instead of a connect, a TLS handshake and a close. A failed check, "
+	  "a server that closes, and an answer with `Connection: close` end the connection; the next "
+	  "check connects again. `false`: a new connection for every check." },
 };
 static const struct kw_table check_table = {
 	"pools[].health_check", "Active health checks: only servers that pass get new traffic. Checks "
@@ -1286,6 +1292,9 @@ static void check_health(struct ctx *c, struct conf_pool *p, const char *path)
 			err(c, k->loc, kp, "send: %s", why);
 		if (k->expect && !(k->expect_bin = decode_bytes(k->expect, &k->expect_len, &why)))
 			err(c, k->loc, kp, "expect: %s", why);
+		if (k->reuse_loc.line)
+			err(c, k->reuse_loc, kp, "reuse_connection is for http and https checks; a tcp check "
+			    "connects each time, since connecting is what it checks");
 		if (k->tls && !p->tls.enabled)
 			err(c, k->loc, kp, "tls: true needs `tls: { enabled: true }` on the pool (its TLS "
 			    "settings are used)");

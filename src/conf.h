@@ -88,6 +88,7 @@ struct conf_check {
 	struct str_map headers;
 	char *expect_status;         /* as written: "200-399", "200,204" */
 	char *expect_body;           /* substring, or "~regex" */
+	bool reuse_connection;       /* http, https: keep the connection between checks */
 	/* Derived at load. */
 	uint16_t status_lo[16], status_hi[16];
 	size_t nstatus;
@@ -95,7 +96,7 @@ struct conf_check {
 	unsigned char *send_bin, *expect_bin;  /* decoded send/expect */
 	size_t send_len, expect_len;
 	struct sockaddr_storage addr; /* parsed `address` (port 0) */
-	struct conf_loc loc, jitter_loc;   /* line 0: not given */
+	struct conf_loc loc, jitter_loc, reuse_loc;   /* line 0: not given */
 };
 
 struct conf_pool {

@@ -544,7 +544,7 @@ def test_http_check_wrong_body_gets_no_traffic(fulcrum, backend, connect, port):
 
 def test_https_check(fulcrum, backend, connect, port, p):
     """https: checks over TLS with the pool's settings (verify on, the test
-    CA): a 500 takes B down, a server whose certificate does not verify is
+    CA), one connection for all of them while they pass: a 500 takes B down, a server whose certificate does not verify is
     down from its first check; neither gets a request."""
     h = hc("https", path="/ready")
     a_sw, b_sw = Switch("A"), Switch("B")
@@ -569,6 +569,8 @@ def test_https_check(fulcrum, backend, connect, port, p):
     assert rogue.requests == []
     b_sw.wait_checks(3)
     assert [r.target for r in checks_of(a)][:2] == ["/ready", "/ready"]
+    # One TLS connection (one handshake) carries every check.
+    assert len(checks_of(a)) >= 3 and set(check_conns(a)) == {0}, check_conns(a)
     assert set(names(6)) == {"A", "B"}
 
     def bad():
@@ -673,13 +675,14 @@ def test_expect_body_of_a_chunked_response(fulcrum, backend, connect, port):
 def test_http_check_request_default_and_custom(fulcrum, backend, port):
     """The request an http check sends: GET / with Host the checked address
     by default; method, path, host and headers when set. Always
-    User-Agent: fulcrum-health-check and Connection: close."""
+    User-Agent: fulcrum-health-check; Connection: close only with
+    reuse_connection: false."""
     plain = HttpBackend(backend, "PLAIN")
     custom = HttpBackend(backend, "CUSTOM")
     cfg = http_config(port, {"plain": [plain], "custom": [custom]}, pool_kw={
         "plain": {"health_check": hc("http")},
         "custom": {"health_check": hc("http", method="OPTIONS", path="/health/live?verbose=1",
-                                      host="status.internal.example",
+                                      host="status.internal.example", reuse_connection=False,
                                       headers={"X-Health-Token": "s3cret",
                                                "Accept": "application/json"})}})
     f = fulcrum(cfg)
@@ -688,8 +691,7 @@ def test_http_check_request_default_and_custom(fulcrum, backend, port):
         assert (r.method, r.target, r.version) == ("GET", "/", "HTTP/1.1"), r
         assert r.headers.all("host") in (["127.0.0.1"], [plain.address]), r
         assert r.headers.all("user-agent") == [CHECK_UA]
-        assert r.headers.all("connection") == ["close"]
-        assert sorted(r.headers.names()) == ["connection", "host", "user-agent"], r
+        assert sorted(r.headers.names()) == ["host", "user-agent"], r
         assert r.body_len == 0
     for r in checks_of(custom)[:2]:
         assert (r.method, r.target, r.version) == ("OPTIONS", "/health/live?verbose=1",
@@ -702,6 +704,80 @@ def test_http_check_request_default_and_custom(fulcrum, backend, port):
         assert sorted(r.headers.names()) == ["accept", "connection", "host", "user-agent",
                                              "x-health-token"], r
     assert transitions(f) == []
+
+
+def check_conns(hb):
+    """The backend connection of each check HB got, in order."""
+    return [r.conn for r in checks_of(hb)]
+
+
+FAST = {"interval": "100ms", "timeout": "80ms", "jitter": "10ms"}
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "none"])
+def test_http_checks_reuse_one_connection(fulcrum, backend, port, framing):
+    """By default an http check keeps its connection for the next one: with
+    any framing of the answer, a dozen checks come on one connection, all
+    pass, and so does expect_body on a reused connection."""
+    status = 204 if framing == "none" else 200
+    b = HttpBackend(backend, "B", respond=Resp(status, b"" if framing == "none" else b"ok: all good",
+                                               framing=framing, chunk_size=4))
+    h = hc("http", expect_body=None if framing == "none" else "all good", **FAST)
+    h = {k: v for k, v in h.items() if v is not None}
+    f = fulcrum(http_hc_config(port, [b], h))
+    assert wait_until(lambda: len(checks_of(b)) >= 12, 5), checks_of(b)
+    assert set(check_conns(b)) == {0}, check_conns(b)
+    assert b.accepted == 1
+    assert transitions(f) == [], f.error_log()
+
+
+def test_http_checks_without_reuse_connect_each_time(fulcrum, backend, port):
+    """reuse_connection: false, or a server that answers Connection: close or
+    with a close-delimited body: every check on a new connection, none
+    failing."""
+    off = HttpBackend(backend, "OFF")
+    says_close = HttpBackend(backend, "CLOSE", respond=Resp(200, b"ok", close_after=True,
+                                                             headers=[("Connection", "close")]))
+    eof_body = HttpBackend(backend, "EOF", respond=Resp(200, b"ok", framing="close"))
+    cfg = http_config(port, {"off": [off], "says_close": [says_close], "eof": [eof_body]},
+                      pool_kw={"off": {"health_check": hc("http", reuse_connection=False, **FAST)},
+                               "says_close": {"health_check": hc("http", **FAST)},
+                               "eof": {"health_check": hc("http", **FAST)}})
+    f = fulcrum(cfg)
+    for hb in (off, says_close, eof_body):
+        assert wait_until(lambda: len(checks_of(hb)) >= 6, 5), (hb, checks_of(hb))
+        conns = check_conns(hb)
+        assert len(set(conns)) == len(conns), (hb, conns)
+    assert transitions(f) == [], f.error_log()
+
+
+def test_kept_check_connection_closed_by_the_server(fulcrum, backend, port):
+    """A server may close a kept connection at any time: when it closes it
+    while idle (a keep-alive timeout) the next check connects again; when it
+    closes it on the check's request without answering, the check is made
+    again at once on a new connection. Neither counts as a failed check."""
+    idle = HttpBackend(backend, "IDLE", respond=Resp(200, b"ok", idle_close=0.03))
+
+    def second_dropped(req):
+        # The second request on each connection is dropped unanswered.
+        n = sum(1 for r in checks_of(racy) if r.conn == req.conn)
+        return Resp(200, b"ok") if n < 2 else Resp(action="close")
+    racy = HttpBackend(backend, "RACY", respond=second_dropped)
+    cfg = http_config(port, {"idle": [idle], "racy": [racy]},
+                      pool_kw={"idle": {"health_check": hc("http", **FAST)},
+                               "racy": {"health_check": hc("http", **FAST)}},
+                      log={"level": "debug"})
+    f = fulcrum(cfg)
+    assert wait_until(lambda: len(checks_of(idle)) >= 6 and len(checks_of(racy)) >= 12, 5)
+    conns = check_conns(idle)
+    assert len(set(conns)) == len(conns), conns
+    conns = check_conns(racy)
+    # Each connection carries one answered check and one dropped one.
+    assert all(conns.count(c) <= 2 for c in set(conns)), conns
+    assert len(set(conns)) >= 6, conns
+    assert transitions(f) == [], f.error_log()
+    assert "check failed" not in f.error_log()
+    assert "kept check connection failed" in f.error_log()
 
 
 def test_http_check_host_of_an_ipv6_server(fulcrum, backend, port):
@@ -962,6 +1038,8 @@ BAD_CHECKS = [
      "send, expect and tls are for tcp checks"),
     ("expect-on-https", "https", {"type": "https", "expect": "+PONG"}, {"verify": False},
      "send, expect and tls are for tcp checks"),
+    ("reuse-on-tcp", "tcp", {"type": "tcp", "reuse_connection": True}, None,
+     "reuse_connection is for http and https checks"),
     ("tls-without-pool-tls", "tcp", {"type": "tcp", "tls": True}, None,
      r"tls: true needs `tls: \{ enabled: true \}` on the pool"),
     ("jitter-over-half", "tcp", {"type": "tcp", "interval": "1s", "jitter": "600ms"}, None,
