@@ -115,11 +115,25 @@ static void run_hook(const struct pool_rt *pool, const struct lb_server *srv, co
 	free(envp);
 }
 
+/* Checks due within the same slot of time (1% of the interval, at most
+ * 10 ms) start together: one wake-up of this thread, and of the servers'
+ * hosts, serves several checks. Jitter still spreads the slots used. */
+static void set_due(struct check *c, uint64_t delay)
+{
+	uint64_t slot = c->cc->interval / 100, now = loop_now(ck.loop), due;
+	if (slot > 10)
+		slot = 10;
+	due = now + (delay ? delay : 1);
+	if (slot > 1)
+		due = (due + slot - 1) / slot * slot;
+	loop_timer_set(ck.loop, &c->timer, due - now);
+}
+
 static void schedule(struct check *c, uint64_t base)
 {
 	const struct conf_check *cc = c->cc;
 	uint64_t j = cc->jitter ? rnd() % (2 * cc->jitter + 1) : 0;
-	loop_timer_set(ck.loop, &c->timer, base + j >= cc->jitter ? base + j - cc->jitter : 1);
+	set_due(c, base + j >= cc->jitter ? base + j - cc->jitter : 1);
 }
 
 static void close_conn(struct check *c)
@@ -200,8 +214,11 @@ static void finish(struct check *c, int v, const char *why, bool keep)
 		close_conn(c);
 		c->reused = false;
 		start(c);
-		if (c->phase != PH_IDLE && c->phase != PH_KEPT)
-			c->started = started;  /* still running: time it from the first try */
+		if (c->phase != PH_IDLE && c->phase != PH_KEPT) {
+			/* Still running: timed from the first try, within its timeout. */
+			c->started = started;
+			loop_timer_set(ck.loop, &c->timer, c->cc->timeout > took ? c->cc->timeout - took : 1);
+		}
 		return;
 	}
 	c->reused = false;
@@ -573,8 +590,7 @@ int checks_start(struct gen *g)
 			/* The first checks are spread evenly over the first interval,
 			 * so a large pool is checked at a steady rate from the start,
 			 * not in bursts that jitter would only slowly smooth out. */
-			loop_timer_set(ck.loop, &c->timer, 1 + (pool->lb.nservers > 1 ?
-				       cc->interval * s / pool->lb.nservers : 0));
+			set_due(c, 1 + (pool->lb.nservers > 1 ? cc->interval * s / pool->lb.nservers : 0));
 		}
 	}
 	ck.n = n;

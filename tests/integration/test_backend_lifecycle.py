@@ -1,4 +1,4 @@
-"""Backend lifecycle beyond active checks (docs/health.md):
+"""Backend lifecycle beyond active checks (docs/health-checks.md):
 
 - passive outlier detection (pools[].passive): connect failures (a dead
   address), server timeouts (504) and, with http_5xx, 5xx answers of real
