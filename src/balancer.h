@@ -48,6 +48,7 @@ struct lb_server {
 	_Atomic uint32_t pfails;        /* passive: failures of real traffic in a row */
 	_Atomic uint64_t ejected_until; /* passive: ejected until this time (ms), 0 = not */
 	_Atomic uint32_t ejections;     /* passive: ejections so far */
+	_Atomic uint32_t downs, ups;    /* health state changes so far (checks and passive) */
 	_Atomic uint32_t active;        /* open streams, all workers */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;

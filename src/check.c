@@ -176,6 +176,7 @@ static void verdict(struct check *c, bool ok, const char *why)
 		return;
 	c->healthy = ok;
 	atomic_store(&c->srv->down, !ok);
+	atomic_fetch_add_explicit(ok ? &c->srv->ups : &c->srv->downs, 1, memory_order_relaxed);
 	if (ok) {
 		char reason[64];
 		snprintf(reason, sizeof(reason), "check %s passed %u time%s in a row", type, c->ok_run,
@@ -489,6 +490,7 @@ static void on_tick(struct loop *l, struct loop_timer *t)
 					     sizeof(dur));
 				snprintf(why, sizeof(why), "passive: %u failure%s in a row; ejected for %s",
 					 pool->lb.passive_failures, pool->lb.passive_failures == 1 ? "" : "s", dur);
+				atomic_fetch_add_explicit(&srv->downs, 1, memory_order_relaxed);
 				log_warn("pool %s: server %s is down (%s)", pool->conf->name, srv->name, why);
 				run_hook(pool, srv, "passive", false, why);
 			}
@@ -498,6 +500,7 @@ static void on_tick(struct loop *l, struct loop_timer *t)
 				atomic_store(&srv->ejected_until, 0);
 				atomic_fetch_sub(&pool->lb.nejected, 1);
 				came_back(pool, srv);
+				atomic_fetch_add_explicit(&srv->ups, 1, memory_order_relaxed);
 				log_warn("pool %s: server %s is up (passive: its ejection ended)", pool->conf->name,
 					 srv->name);
 				run_hook(pool, srv, "passive", true, "passive: its ejection ended");
@@ -505,6 +508,32 @@ static void on_tick(struct loop *l, struct loop_timer *t)
 		}
 	}
 	loop_timer_set(l, t, PASSIVE_TICK_MS);
+}
+
+/* At shutdown, one line per server of each pool with checks or passive
+ * detection: its state changes, ejections and, with checks, their results. */
+static void summary(void)
+{
+	struct check *c = ck.checks, *end = ck.checks + ck.n;
+	for (size_t p = 0; p < ck.gen->npools; p++) {
+		struct pool_rt *pool = &ck.gen->pools[p];
+		if (!pool->conf->check.loc.line && !pool->lb.passive_failures)
+			continue;
+		for (uint32_t i = 0; i < pool->lb.nservers; i++) {
+			struct lb_server *srv = &pool->lb.servers[i];
+			char checks[300] = "";
+			bool healthy = !atomic_load(&srv->down) && !atomic_load(&srv->ejected_until);
+			if (c < end && c->srv == srv) {
+				snprintf(checks, sizeof(checks), " passed=%llu failed=%llu last_ms=%llu "
+					 "last_error=\"%s\"", (unsigned long long)c->passed,
+					 (unsigned long long)c->failed, (unsigned long long)c->last_ms, c->last_error);
+				c++;
+			}
+			log_info("health pool=%s server=%s healthy=%s downs=%u ups=%u ejections=%u%s",
+				 pool->conf->name, srv->name, healthy ? "yes" : "no", atomic_load(&srv->downs),
+				 atomic_load(&srv->ups), atomic_load(&srv->ejections), checks);
+		}
+	}
 }
 
 static void *check_main(void *arg)
@@ -520,14 +549,9 @@ static void *check_main(void *arg)
 			ck.children--;  /* on_change commands that ended */
 		log_flush();
 	}
-	for (size_t i = 0; i < ck.n; i++) {
-		struct check *c = &ck.checks[i];
-		close_conn(c);
-		log_info("checks pool=%s server=%s healthy=%s passed=%llu failed=%llu last_ms=%llu "
-			 "last_error=\"%s\"", c->pool->conf->name, c->srv->name, c->healthy ? "yes" : "no",
-			 (unsigned long long)c->passed, (unsigned long long)c->failed,
-			 (unsigned long long)c->last_ms, c->last_error);
-	}
+	for (size_t i = 0; i < ck.n; i++)
+		close_conn(&ck.checks[i]);
+	summary();
 	log_flush();
 	return NULL;
 }

@@ -220,6 +220,13 @@ def test_passive_ejects_after_connect_failures_http(fulcrum, backend, dead_addre
     assert evs[2][3] == "down"
     assert_announced(evs[2][4], 3, 2.0)
     assert [e[3] for e in events(f)] == ["down", "up", "down"], "A changed state"
+    # The shutdown summary counts the changes and ejections of each server.
+    f.stop()
+    log = f.error_log()
+    assert re.search(rf"health pool=p server={re.escape(d)} healthy=no downs=2 ups=1 "
+                     rf"ejections=2$", log, re.M), log
+    assert re.search(rf"health pool=p server={re.escape(a.address)} healthy=yes downs=0 ups=0 "
+                     rf"ejections=0$", log, re.M), log
 
 
 @pytest.mark.parametrize("active", [False, True], ids=["passive-only", "with-tcp-checks"])

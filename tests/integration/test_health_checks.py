@@ -1121,7 +1121,8 @@ def test_checks_leave_no_time_wait_sockets(fulcrum, backend, port):
 
 def test_check_results_are_logged_at_shutdown(fulcrum, backend, port):
     """At shutdown each checked server's checks are summed up: healthy or
-    not, passed and failed counts, the last check's duration and error."""
+    not, its state changes, passed and failed counts, the last check's
+    duration and error."""
     good, bad = RedisLike(backend, "G"), RedisLike(backend, "B")
     bad.answer = RedisLike.BAD
     f = fulcrum(tcp_pool_config(port, [good.address, bad.address],
@@ -1129,9 +1130,10 @@ def test_check_results_are_logged_at_shutdown(fulcrum, backend, port):
     assert wait_until(lambda: len(good.checks) >= 3 and len(bad.checks) >= 3, 5)
     f.stop()
     log = f.error_log()
-    g = re.search(rf"checks pool=backs server={re.escape(good.address)} healthy=yes "
-                  rf"passed=(\d+) failed=0 last_ms=\d+ last_error=\"\"", log)
-    b = re.search(rf"checks pool=backs server={re.escape(bad.address)} healthy=no "
-                  rf"passed=0 failed=(\d+) last_ms=\d+ last_error=\"unexpected answer\"", log)
+    g = re.search(rf"health pool=backs server={re.escape(good.address)} healthy=yes downs=0 ups=0 "
+                  rf"ejections=0 passed=(\d+) failed=0 last_ms=\d+ last_error=\"\"", log)
+    b = re.search(rf"health pool=backs server={re.escape(bad.address)} healthy=no downs=1 ups=0 "
+                  rf"ejections=0 passed=0 failed=(\d+) last_ms=\d+ "
+                  rf"last_error=\"unexpected answer\"", log)
     assert g and int(g.group(1)) >= 3, log
     assert b and int(b.group(1)) >= 3, log
