@@ -31,9 +31,8 @@ struct check {
 	struct loop_timer timer;        /* the next check, or the running one's deadline */
 	struct sockaddr_storage addr;   /* where to check */
 	socklen_t addrlen;
-	char host[ADDR_STRLEN];         /* default Host of http checks */
 	int phase;
-	char out[4096];
+	char *out;                      /* the request, written once at startup */
 	size_t out_len, out_off;
 	char *in;                       /* borrowed while a check runs */
 	size_t in_len, in_cap;
@@ -327,7 +326,6 @@ static void handshake(struct check *c)
 static void connected(struct check *c)
 {
 	bool tls = c->cc->type == CHECK_HTTPS || (c->cc->type == CHECK_TCP && c->cc->tls);
-	c->out_len = c->ops->request(c->cc, c->host, c->out, sizeof(c->out));
 	c->out_off = 0;
 	if (tls) {
 		c->x.tls = tls_client_conn(c->pool->conf->tls.rt, c->x.io.fd, NULL, NULL);
@@ -556,6 +554,18 @@ static void *check_main(void *arg)
 	return NULL;
 }
 
+static void free_checks(void)
+{
+	loop_free(ck.loop);
+	for (size_t i = 0; i < ck.n; i++)
+		free(ck.checks[i].out);
+	free(ck.checks);
+	free(ck.ejected_seen);
+	free(ck.ramp_start);
+	free(ck.seen_off);
+	memset(&ck, 0, sizeof(ck));
+}
+
 int checks_start(struct gen *g)
 {
 	size_t n = 0, k = 0, npassive = 0;
@@ -610,7 +620,13 @@ int checks_start(struct gen *g)
 				else
 					((struct sockaddr_in *)&c->addr)->sin_port = htons((uint16_t)cc->port);
 			}
-			addr_format((struct sockaddr *)&c->addr, c->host, sizeof(c->host));
+			{
+				char req[4096], host[ADDR_STRLEN];  /* host: the default Host of http checks */
+				addr_format((struct sockaddr *)&c->addr, host, sizeof(host));
+				c->out_len = c->ops->request(cc, host, req, sizeof(req));
+				c->out = xmalloc(c->out_len + 1);
+				memcpy(c->out, req, c->out_len);
+			}
 			/* The first checks are spread evenly over the first interval,
 			 * so a large pool is checked at a steady rate from the start,
 			 * not in bursts that jitter would only slowly smooth out. */
@@ -633,10 +649,7 @@ int checks_start(struct gen *g)
 	atomic_store(&ck.stop, false);
 	rc = pthread_create(&ck.thread, NULL, check_main, NULL);
 	if (rc != 0) {
-		loop_free(ck.loop);
-		free(ck.checks);
-		ck.loop = NULL;
-		ck.checks = NULL;
+		free_checks();
 		return -rc;
 	}
 	ck.running = true;
@@ -650,10 +663,5 @@ void checks_stop(void)
 	atomic_store(&ck.stop, true);
 	loop_wake(ck.loop);
 	pthread_join(ck.thread, NULL);
-	loop_free(ck.loop);
-	free(ck.checks);
-	free(ck.ejected_seen);
-	free(ck.ramp_start);
-	free(ck.seen_off);
-	memset(&ck, 0, sizeof(ck));
+	free_checks();
 }
