@@ -12,7 +12,7 @@
  *
  *   gcc -O2 -o paced_load bench/paced_load.c
  *   paced_load -p PORT -r RATE -d SECONDS [-c CONNS] [-w WARMUP_S] [-a ADDR]
- *              [-H HOST] [-t DRAIN_S]
+ *              [-H HOST] [-t DRAIN_S] [-s SAMPLES_FILE]
  *
  * Before the clock starts every connection is opened and sends one request
  * (so that proxies have their server connections); then requests are sent
@@ -23,7 +23,11 @@
  * distributions (mean, p50, p90, p99, p99.9, max, in seconds) of latency
  * from due time, latency from send, and send lag (send - due); max_backlog
  * (most due requests waiting for a free connection at once) and
- * all_busy_events cover the recorded part only. Responses must carry Content-Length
+ * all_busy_events cover the recorded part only. With -s, every recorded
+ * latency from due time is also written to SAMPLES_FILE, in nanoseconds, one
+ * a line in the order the responses arrived (for pooling the samples of
+ * several runs); the JSON on stdout is the same with or without it.
+ * Responses must carry Content-Length
  * (no chunked) — true of the benchmark's backend and of every proxy in
  * front of it. Linux only (epoll_pwait2 for sub-millisecond waits).
  */
@@ -147,10 +151,10 @@ static int prime(struct conn *c)
 
 int main(int argc, char **argv)
 {
-	const char *ip = "127.0.0.1", *host = NULL;
+	const char *ip = "127.0.0.1", *host = NULL, *samples = NULL;
 	int port = 0, nconn = 50, opt;
 	double rate = 0, duration = 0, warmup = 1, drain = 2;
-	while ((opt = getopt(argc, argv, "a:p:r:d:c:w:H:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "a:p:r:d:c:w:H:t:s:")) != -1) {
 		switch (opt) {
 		case 'a': ip = optarg; break;
 		case 'p': port = atoi(optarg); break;
@@ -160,9 +164,11 @@ int main(int argc, char **argv)
 		case 'w': warmup = atof(optarg); break;
 		case 'H': host = optarg; break;
 		case 't': drain = atof(optarg); break;
+		case 's': samples = optarg; break;
 		default:
 			fprintf(stderr, "usage: paced_load -p PORT -r RATE -d SECONDS [-c CONNS] "
-				"[-w WARMUP_S] [-a ADDR] [-H HOST] [-t DRAIN_S]\n");
+				"[-w WARMUP_S] [-a ADDR] [-H HOST] [-t DRAIN_S] "
+				"[-s SAMPLES_FILE]\n");
 			return 2;
 		}
 	}
@@ -355,6 +361,15 @@ int main(int argc, char **argv)
 	long unsent = total - next;
 	double measured = (double)(last_due - rec_from) / 1e9 + interval / 1e9;
 	st.recorded = nrec;
+	if (samples) { /* before print_dist sorts lat */
+		FILE *f = fopen(samples, "w");
+		if (!f)
+			die(samples);
+		for (long i = 0; i < nrec; i++)
+			fprintf(f, "%lld\n", (long long)lat[i]);
+		if (fclose(f) != 0)
+			die(samples);
+	}
 
 	printf("{\n");
 	printf("  \"rate\": %.3f, \"duration\": %.3f, \"warmup\": %.3f, \"connections\": %d,\n",

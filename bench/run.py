@@ -11,11 +11,14 @@ TLS (HTTPS) in front of the same HTTP backend.
                                   [--duration S] [--http-duration S]
                                   [--tls-duration S] [--quick] [--out PATH]
                                   [--keep] [--fresh]
+    /usr/bin/python3 bench/run.py --render [--out PATH] [--results PATH]
 
 The figures of every scenario are stored in bench/results.json (next to a
 custom --out: the same name with .json), and the report is rendered from
 all stored scenarios, so a run of a few scenarios keeps the others' figures
-(each section says which run it comes from).
+(each section says which run it comes from); --render only renders it. The
+report ends with the section "Health checks at scale" (issue 5), rendered
+by bench/health_scale.py's code from bench/health_results.json.
 
 See bench/README.md for what is measured and how. Python 3 stdlib only (plus
 gcc for the paced load generator of scenario F, the TLS load generator of
@@ -94,6 +97,7 @@ F_WARMUP = 1.0  # seconds of paced load before recording starts
 F_DRAIN = 2.0  # seconds allowed after the last request was due
 F_RATE_SHARE = 0.5  # F's rate: this share of the slowest proxy's D requests/s
 PACED_LOAD_SRC = ROOT / "bench" / "paced_load.c"
+HEALTH_RESULTS = ROOT / "bench" / "health_results.json"  # bench/health_scale.py's runs
 PARSER_BENCH_SRC = ROOT / "bench" / "h1_parse_bench.c"
 PARSER_BENCH = ROOT / "build" / "h1_parse_bench"
 PARSER_BENCH_RUNS = 5
@@ -2127,6 +2131,16 @@ def compose(store, out, store_path):
             w("")
             w(f"**fulcrum did not run in {span(skipped)}**: "
               f"{recs[skipped[0]]['fulcrum_skipped']}")
+    # issue 5, measured by bench/health_scale.py: its own section, at the end
+    import health_scale
+    health = health_scale.stored_block(HEALTH_RESULTS)
+    if health:
+        w("")
+        w("## Goals (issue 5)")
+        w("")
+        w("The cost of health checking 1,000 servers every second (CPU, and request latency "
+          "with checks vs without) is measured by `bench/health_scale.py`; its goals and "
+          "figures are in [Health checks at scale](#health-checks-at-scale) at the end.")
     plot_s = {}
     for sc in shown:
         plot_s[sc] = {c: {k: (recs[sc]["plot"].get(c) or {}).get(k)
@@ -2226,6 +2240,9 @@ def compose(store, out, store_path):
     w("")
     w("</details>")
     w("")
+    if health:
+        L.extend(health)
+        w("")
     out.write_text("\n".join(L))
     return plot
 
@@ -2298,6 +2315,9 @@ def main():
                          "bench/results.json with the default --out, else --out with .json)")
     ap.add_argument("--fresh", action="store_true",
                     help="do not merge with the stored results: the report shows this run only")
+    ap.add_argument("--render", action="store_true",
+                    help="do not measure: write --out again from the stored results (and the "
+                         "health-check section from bench/health_results.json)")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.quick:
@@ -2325,6 +2345,14 @@ def main():
     else:
         store_path = out.with_suffix(".json")
 
+    if args.render:
+        store = load_store(store_path)
+        if not store["runs"]:
+            log(f"bench: nothing stored in {store_path}")
+            return 1
+        plot = compose(store, out, store_path)
+        log(f"bench: wrote {out} and {plot} from {store_path}")
+        return 0
     if args.wait_quiet > 0:
         wait_quiet(args.wait_quiet)
     b = Bench(args)
