@@ -111,8 +111,8 @@ BEGIN, END = "<!-- health-scale:begin -->", "<!-- health-scale:end -->"
 
 
 # Process handling, CPU accounting and templates are run.py's.
-from run import (BenchError, Proc, children, cpu_busy, cpu_times, first_line, log,  # noqa: E402
-                 render)
+from run import (MIN_CLEAN_RUNS, BenchError, Proc, children, cpu_busy, cpu_times,  # noqa: E402
+                 first_line, log, render)
 
 
 def is_listening(addr, port):
@@ -521,7 +521,7 @@ class Bench:
                     t0 = time.monotonic()
                     r = self.run_variant(rnd, v["name"])
                     r["waited"] = waited
-                    fl = max(r["idle"]["foreign_load"], r["load"]["foreign_load"])
+                    fl = foreign(r)
                     log(f"round {rnd} {v['name']:16s} {self.describe(r)} "
                         f"({time.monotonic() - t0:.0f}s)")
                     time.sleep(a.pause)
@@ -782,7 +782,14 @@ def section(b):
     """The section `## Health checks at scale` of docs/benchmarks.md (its
     lines), and the figures the log line gives."""
     a = b.args
-    runs = [r for r in b.runs if "idle" in r and "load" in r]
+    all_runs = [r for r in b.runs if "idle" in r and "load" in r]
+    # runs still disturbed after --retries are left out where enough others remain
+    runs = []
+    for v in VARIANTS:
+        rs = [r for r in all_runs if r["variant"] == v["name"]]
+        clean = [r for r in rs if foreign(r) <= FOREIGN_LIMIT]
+        runs += clean if len(clean) >= MIN_CLEAN_RUNS else rs
+    left_out = [r for r in all_runs if not any(r is x for x in runs)]
 
     def sel(name):
         return [r for r in runs if r["variant"] == name]
@@ -823,7 +830,10 @@ def section(b):
              f"(health-checks.md#connection-reuse)) and, to show what that saves, with "
              f"`reuse_connection: false`: *connect per check*, a new connection for every "
              f"check, as HAProxy does. CPU figures are medians over the rounds; latency "
-             f"percentiles are those {how}.")
+             f"percentiles are those {how}. A run during which other processes used more than "
+             f"{FOREIGN_LIMIT * 100:.0f}% of a CPU is done again; one still disturbed after "
+             f"that is left out of the figures where {MIN_CLEAN_RUNS} undisturbed runs of its "
+             f"variant remain ({len(left_out)} here, listed at the end).")
     w.append("")
 
     # ---- goals
@@ -1055,7 +1065,7 @@ def section(b):
     w.append("### Observations (health checks)")
     w.append("")
     obs = []
-    for r in runs:
+    for r in all_runs:
         v = VARIANT[r["variant"]]
         tag = f"round {r['round']}, {v['label']} checks {checks_cell(v)}"
         if r.get("error"):
@@ -1074,10 +1084,11 @@ def section(b):
             obs.append(f"{tag}: {r['idle']['checks']} checks arrived without checks configured")
         if "waited" in r and r["waited"] is None:
             obs.append(f"{tag}: the machine did not get quiet within --wait-quiet; run anyway")
-        fl = max(r["idle"]["foreign_load"], r["load"]["foreign_load"])
+        fl = foreign(r)
         if fl > 0.10:
             obs.append(f"{tag}: processes the benchmark did not start used {fl * 100:.0f}% of "
-                       f"a CPU meanwhile")
+                       f"a CPU meanwhile"
+                       + (" (left out of the figures)" if any(r is x for x in left_out) else ""))
         busy = r["load"].get("busy_load_cpu")
         if busy is not None and busy > 0.9:
             obs.append(f"{tag}: CPU {b.load_cpu} (load + backend) was {busy * 100:.0f}% busy "
@@ -1089,8 +1100,7 @@ def section(b):
                    f"than {FOREIGN_LIMIT * 100:.0f}% of a CPU during them (not in the figures): "
                    + "; ".join(f"round {r['round']} {VARIANT[r['variant']]['label']} checks "
                                f"{checks_cell(VARIANT[r['variant']])} "
-                               f"({max(r['idle']['foreign_load'], r['load']['foreign_load']) * 100:.0f}%)"
-                               for r in b.discarded))
+                               f"({foreign(r) * 100:.0f}%)" for r in b.discarded))
     if not obs:
         obs.append("No failed requests, no server marked down, no crash, no unexpected log "
                    "line; no noticeable load from other processes.")
@@ -1176,16 +1186,17 @@ def section(b):
              "p50 | p90 | p99 | p99.9 | max | req/s | load CPU | errors | CPU "
              f"{b.load_cpu} busy | other load |")
     w.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in runs:
+    for r in all_runs:
         i, l = r["idle"], r["load"]
         v = VARIANT[r["variant"]]
-        w.append(f"| {r['round']} | {v['label']} | {checks_cell(v)} | "
+        out = " (left out)" if any(r is x for x in left_out) else ""
+        w.append(f"| {r['round']}{out} | {v['label']} | {checks_cell(v)} | "
                  f"{pc(i['cpu'])} | {i['checks_per_s']:,.0f} | {i['servers_checked']} | "
                  f"{fmt_num(i.get('min_100ms'))}/{fmt_num(i.get('max_100ms'))} | "
                  + " | ".join(fmt_ms(l.get(k)) for k, _ in PCTS)
                  + f" | {fmt_ms(l.get('max'))} | {l.get('rps', 0):,.0f} | {pc(l['cpu'], 1)} | "
                  f"{l.get('errors', '–')} | {pc(l.get('busy_load_cpu'), 0)} | "
-                 f"{pc(max(i['foreign_load'], l['foreign_load']), 0)} |")
+                 f"{pc(foreign(r), 0)} |")
     w.append("")
     w.append("</details>")
     return w, {"fulcrum_cpu": f_cpu, "connect_cpu": fc_cpu, "haproxy_cpu": h_cpu,
@@ -1219,6 +1230,12 @@ def write_section(b, out):
         new = text + "\n"
     out.write_text(new)
     return res
+
+
+def foreign(r):
+    """The CPU other processes used during a run (share of one CPU), the
+    larger of its two windows."""
+    return max(r["idle"]["foreign_load"], r["load"]["foreign_load"])
 
 
 def fmt_us(x):
