@@ -833,7 +833,8 @@ def section(b):
              f"percentiles are those {how}. A run during which other processes used more than "
              f"{FOREIGN_LIMIT * 100:.0f}% of a CPU is done again; one still disturbed after "
              f"that is left out of the figures where {MIN_CLEAN_RUNS} undisturbed runs of its "
-             f"variant remain ({len(left_out)} here, listed at the end).")
+             f"variant remain ("
+             + (f"{len(left_out)} here, marked at the end" if left_out else "none here") + ").")
     w.append("")
 
     # ---- goals
@@ -853,10 +854,11 @@ def section(b):
     for k, lab in PCTS:
         cells = [sign(lat_change(on, off, k)) if on in lat and off in lat else "–"
                  for on, off in COMPARE]
-        fc, nf = None, None
+        fc, nf, rounds = None, None, []
         if ("fulcrum-checks", "fulcrum-nochecks") in compare:
             fc = lat_change("fulcrum-checks", "fulcrum-nochecks", k)
             nf = floor("fulcrum-nochecks", k)
+            rounds = paired_changes(sel("fulcrum-checks"), sel("fulcrum-nochecks"), k)
         ok = fc is not None and fc <= GOAL_LAT_CHANGE
         lat_ok[k] = ok
         beyond = None if fc is None or nf is None else abs(fc) > nf
@@ -866,7 +868,7 @@ def section(b):
         w.append(f"| latency {lab} at {a.rate:,.0f} req/s with checks vs without: change "
                  f"≤ +{GOAL_LAT_CHANGE * 100:.0f}% | " + " | ".join(cells)
                  + f" | {'**met**' if ok else '**not met**'}{note} |")
-        verdicts.append((lab, fc, nf, ok, beyond))
+        verdicts.append((lab, fc, nf, ok, beyond, rounds))
     w.append("")
     f_runs = [r["idle"]["cpu"] for r in sel("fulcrum-checks")]
     w.append(f"The CPU goal is judged on the median of the runs of fulcrum with its defaults; "
@@ -877,29 +879,34 @@ def section(b):
              f"that much on this machine, so a change smaller than it cannot be told from noise, "
              f"in either direction. For fulcrum with its defaults:")
     w.append("")
-    for lab, fc, nf, ok, beyond in verdicts:
+    for lab, fc, nf, ok, beyond, rounds in verdicts:
         if fc is None:
             w.append(f"- {lab}: not measured.")
-        elif nf is None:
-            w.append(f"- {lab}: {sign(fc)}, goal {'met' if ok else 'not met'}; no noise floor "
-                     f"(one round only).")
+            continue
+        if nf is None:
+            text = (f"{sign(fc)}, goal {'met' if ok else 'not met'}; no noise floor (one round "
+                    f"only).")
         elif ok and beyond:
-            w.append(f"- {lab}: {sign(fc)}, lower with checks than without by more than the "
-                     f"noise ({nf * 100:.0f}%): goal met.")
+            text = (f"{sign(fc)}, lower with checks than without by more than the noise "
+                    f"({nf * 100:.0f}%): goal met.")
         elif ok and nf <= GOAL_LAT_CHANGE:
-            w.append(f"- {lab}: {sign(fc)}, within the noise floor ({nf * 100:.0f}%): goal met.")
+            text = f"{sign(fc)}, within the noise floor ({nf * 100:.0f}%): goal met."
         elif ok:
-            w.append(f"- {lab}: {sign(fc)}: goal met by the figure, but the noise floor "
-                     f"({nf * 100:.0f}%) is wider than the {GOAL_LAT_CHANGE * 100:.0f}% allowed, "
-                     f"so a change of that size would not have shown either.")
+            text = (f"{sign(fc)}: goal met by the figure, but the noise floor ({nf * 100:.0f}%) "
+                    f"is wider than the {GOAL_LAT_CHANGE * 100:.0f}% allowed, so a change of "
+                    f"that size would not have shown either.")
         elif beyond:
-            w.append(f"- {lab}: {sign(fc)}, larger than the noise floor ({nf * 100:.0f}%): "
-                     f"**goal not met**.")
+            text = (f"{sign(fc)}, larger than the noise floor ({nf * 100:.0f}%): "
+                    f"**goal not met**.")
         else:
-            w.append(f"- {lab}: {sign(fc)}: over the {GOAL_LAT_CHANGE * 100:.0f}% allowed, but "
-                     f"within the noise floor ({nf * 100:.0f}%): this measurement cannot tell "
-                     f"whether checks change it by more than {GOAL_LAT_CHANGE * 100:.0f}%; "
-                     f"goal not shown to be met.")
+            text = (f"{sign(fc)}: over the {GOAL_LAT_CHANGE * 100:.0f}% allowed, but within the "
+                    f"noise floor ({nf * 100:.0f}%): this measurement cannot tell whether checks "
+                    f"change it by more than {GOAL_LAT_CHANGE * 100:.0f}%; goal not shown to be "
+                    f"met.")
+        if len(rounds) > 1:
+            text += (f" Higher with checks than without in {sum(x > 0 for x in rounds)} of "
+                     f"{len(rounds)} rounds.")
+        w.append(f"- {lab}: {text}")
     w.append("")
 
     # ---- idle CPU
