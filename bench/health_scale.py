@@ -112,18 +112,7 @@ BEGIN, END = "<!-- health-scale:begin -->", "<!-- health-scale:end -->"
 
 # Process handling, CPU accounting and templates are run.py's.
 from run import (MIN_CLEAN_RUNS, BenchError, Proc, children, cpu_busy, cpu_times,  # noqa: E402
-                 first_line, log, render)
-
-
-def is_listening(addr, port):
-    a = socket.inet_aton(addr)
-    want = f"{int.from_bytes(a, 'little'):08X}:{port:04X}"
-    with open("/proc/net/tcp") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 3 and parts[1] == want and parts[3] == "0A":
-                return True
-    return False
+                 first_line, log, render, tail, wait_listening)
 
 
 def listening_count(addrs, port):
@@ -135,25 +124,6 @@ def listening_count(addrs, port):
             if len(parts) > 3 and parts[3] == "0A" and parts[1] in want:
                 n += 1
     return n
-
-
-def wait_listening(addr, port, proc, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise BenchError(f"{proc.name} exited during startup; see {proc.out_path}:\n"
-                             + tail(proc.out_path))
-        if is_listening(addr, port):
-            return
-        time.sleep(0.05)
-    raise BenchError(f"{proc.name}: nothing listening on {addr}:{port} after {timeout}s")
-
-
-def tail(path, n=2000):
-    try:
-        return Path(path).read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
 
 
 def server_addr(i):
@@ -465,7 +435,7 @@ class Bench:
         out_off = p.out_path.stat().st_size if p.out_path.exists() else 0
         try:
             p.start()
-            wait_listening("127.0.0.1", port, p)
+            wait_listening(port, p, timeout=15.0)
             time.sleep(a.settle)
             pids = p.cpu_pids()
             s0 = self.snapshot(pids)
@@ -587,7 +557,7 @@ class Bench:
         log(f"profiling fulcrum (checks on, no traffic) for {secs:g}s with perf")
         try:
             p.start()
-            wait_listening("127.0.0.1", self.listen_port["fulcrum-checks"], p)
+            wait_listening(self.listen_port["fulcrum-checks"], p, timeout=15.0)
             time.sleep(a.settle)
             pids = p.cpu_pids()
             c0 = cpu_times(pids)

@@ -254,11 +254,20 @@ def is_listening(port):
     return False
 
 
+def tail(path, n=2000):
+    """The last n characters of a file ("" if it cannot be read)."""
+    try:
+        return Path(path).read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
 def wait_listening(port, proc, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive():
-            raise BenchError(f"{proc.name} exited during startup; see {proc.out_path}")
+            raise BenchError(f"{proc.name} exited during startup; see {proc.out_path}:\n"
+                             + tail(proc.out_path))
         if is_listening(port):
             return
         time.sleep(0.05)
