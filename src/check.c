@@ -135,6 +135,16 @@ static void schedule(struct check *c, uint64_t base)
 	set_due(c, base + j >= cc->jitter ? base + j - cc->jitter : 1);
 }
 
+/* The exchange is over: give back the input buffer; the connection is
+ * closed (PH_IDLE) or kept for the next check (PH_KEPT). */
+static void end_exchange(struct check *c, int phase)
+{
+	free(c->in);
+	c->in = NULL;
+	c->in_len = 0;
+	c->phase = phase;
+}
+
 static void close_conn(struct check *c)
 {
 	if (c->x.io.fd >= 0) {
@@ -145,10 +155,7 @@ static void close_conn(struct check *c)
 		xport_close(&c->x, false);
 	}
 	c->x = (struct xport){ .io = { .fd = -1 } };
-	free(c->in);
-	c->in = NULL;
-	c->in_len = 0;
-	c->phase = PH_IDLE;
+	end_exchange(c, PH_IDLE);
 }
 
 /* Record a verdict; change the server's state after rise passes or fall
@@ -192,14 +199,6 @@ static void verdict(struct check *c, bool ok, const char *why)
 	}
 }
 
-/* Keep the connection open for the next check (the server said it may). */
-static void keep_conn(struct check *c)
-{
-	free(c->in);
-	c->in = NULL;
-	c->in_len = 0;
-	c->phase = PH_KEPT;
-}
 
 static void finish(struct check *c, int v, const char *why, bool keep)
 {
@@ -223,7 +222,7 @@ static void finish(struct check *c, int v, const char *why, bool keep)
 	}
 	c->reused = false;
 	if (keep && v == CHECK_PASS)
-		keep_conn(c);
+		end_exchange(c, PH_KEPT);  /* the server said the connection may carry the next */
 	else
 		close_conn(c);
 	c->last_ms = took;
