@@ -107,6 +107,8 @@ struct hcli {
 	struct tls_peer *cert;         /* https with client_auth: the client's certificate */
 	bool sniffed;                  /* https: the first bytes were looked at */
 	bool tls_failed;               /* the last connect failed in the TLS handshake */
+	char client[ADDR_STRLEN];      /* the peer's address as text, made once */
+	uint8_t client_len;
 	char method[24];
 	char target[512];
 	const char *cause;
@@ -214,6 +216,35 @@ static void append(struct buf *b, const char *p, size_t n)
 	b->tail += (uint32_t)n;
 }
 
+#define append_lit(b, lit) append((b), (lit), sizeof(lit) - 1)
+
+static void append_str(struct buf *b, const char *s)
+{
+	append(b, s, strlen(s));
+}
+
+/* Decimal digits of v: the request and response heads carry a length, a
+ * status and a port on every message, so no printf on that path. */
+static void append_u64(struct buf *b, uint64_t v)
+{
+	char d[20];
+	int n = sizeof(d);
+	do {
+		d[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	append(b, d + n, sizeof(d) - (size_t)n);
+}
+
+/* Keep what fits of p[0..n) as a C string in dst (for the access log). */
+static void copy_trunc(char *dst, size_t size, const char *p, size_t n)
+{
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, p, n);
+	dst[n] = 0;
+}
+
 static bool ieq(const char *a, size_t alen, const char *b)
 {
 	size_t blen = strlen(b);
@@ -277,7 +308,7 @@ static void srv_close(struct hsrv *b)
 	b->closed = true;
 	if (!b->owner)
 		idle_unlink(b);
-	loop_timer_stop(b->w->loop, &b->t_idle);
+	loop_timer_del(b->w->loop, &b->t_idle);
 	b->s.io.fn = noop_event;
 	xport_close(&b->s, true);
 	srv_free_later(b);
@@ -634,10 +665,18 @@ static void ops_append(struct buf *b, const struct conf_header_ops *o)
 {
 	if (!o)
 		return;
-	for (size_t i = 0; i < o->set.n; i++)
-		appendf(b, "%s: %s\r\n", o->set.keys[i], o->set.vals[i]);
-	for (size_t i = 0; i < o->add.n; i++)
-		appendf(b, "%s: %s\r\n", o->add.keys[i], o->add.vals[i]);
+	for (size_t i = 0; i < o->set.n; i++) {
+		append_str(b, o->set.keys[i]);
+		append_lit(b, ": ");
+		append_str(b, o->set.vals[i]);
+		append_lit(b, "\r\n");
+	}
+	for (size_t i = 0; i < o->add.n; i++) {
+		append_str(b, o->add.keys[i]);
+		append_lit(b, ": ");
+		append_str(b, o->add.vals[i]);
+		append_lit(b, "\r\n");
+	}
 }
 
 /* Write the head sent to the server into h->bout. Returns false when the
@@ -649,9 +688,9 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 	append_overflow = false;
 	bool trusted = lc->trusted_proxies.n &&
 		       cidr_list_match(&lc->trusted_proxies, (struct sockaddr *)&h->peer);
-	char client[ADDR_STRLEN];
-
-	addr_format_host((struct sockaddr *)&h->peer, client, sizeof(client));
+	if (!h->client_len) /* once per connection */
+		h->client_len = (uint8_t)strlen(addr_format_host((struct sockaddr *)&h->peer, h->client,
+								  sizeof(h->client)));
 	const struct conf_route *rc = h->route ? h->route->conf : NULL;
 	const struct conf_header_ops *ops = rc ? &rc->req_headers : NULL;
 	const char *tgt = (m->flags & H1_F_ABSOLUTE_FORM) ? m->path : m->target;
@@ -669,7 +708,10 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 	}
 	/* An HTTP/1.0 client cannot take a chunked answer: ask the server in
 	 * HTTP/1.0 too, so it answers with a length or until close. */
-	appendf(o, " HTTP/1.%d\r\n", m->version == 10 ? 0 : 1);
+	if (m->version == 10)
+		append_lit(o, " HTTP/1.0\r\n");
+	else
+		append_lit(o, " HTTP/1.1\r\n");
 	for (uint32_t i = 0; i < m->nfields; i++) {
 		const struct h1_field *f = &m->fields[i];
 		if (m->hop[i] || ieq(f->name, f->name_len, "content-length") ||
@@ -707,16 +749,22 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 		append(o, m->fields[i].value, m->fields[i].value_len);
 		append(o, ", ", 2);
 	}
-	appendf(o, "%s\r\nX-Forwarded-Proto: %s\r\n", client, h->c.tls ? "https" : "http");
+	append(o, h->client, h->client_len);
+	if (h->c.tls)
+		append_lit(o, "\r\nX-Forwarded-Proto: https\r\n");
+	else
+		append_lit(o, "\r\nX-Forwarded-Proto: http\r\n");
 	if (m->authority) {
 		append(o, "X-Forwarded-Host: ", 18);
 		append(o, m->authority, m->authority_len);
 		append(o, "\r\n", 2);
 	}
-	appendf(o, "X-Forwarded-Port: %u\r\n", h->port);
+	append_lit(o, "X-Forwarded-Port: ");
+	append_u64(o, h->port);
+	append_lit(o, "\r\n");
 	if (lc->forwarded) {
 		bool v6 = h->peer.ss_family == AF_INET6;
-		appendf(o, "Forwarded: for=%s%s%s;proto=%s", v6 ? "\"[" : "", client, v6 ? "]\"" : "",
+		appendf(o, "Forwarded: for=%s%s%s;proto=%s", v6 ? "\"[" : "", h->client, v6 ? "]\"" : "",
 			h->c.tls ? "https" : "http");
 		if (m->authority) {
 			append(o, ";host=\"", 7);
@@ -734,8 +782,11 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 		appendf(o, "X-Client-Cert-Verify: %s\r\n", pc->verify);
 	}
 	/* Content-Length: 0 is kept: a server may require a length on POST. */
-	if (m->body == H1_BODY_LENGTH || h1_find_field(m, "content-length", 14, 0) >= 0)
-		appendf(o, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+	if (m->body == H1_BODY_LENGTH || h1_find_field(m, "content-length", 14, 0) >= 0) {
+		append_lit(o, "Content-Length: ");
+		append_u64(o, m->content_length);
+		append_lit(o, "\r\n");
+	}
 	else if (m->body == H1_BODY_CHUNKED)
 		append(o, "Transfer-Encoding: chunked\r\n", 28);
 	if (m->version == 10)
@@ -802,8 +853,8 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 	h->version = m->version;
 	h->head_req = m->method_len == 4 && memcmp(m->method, "HEAD", 4) == 0;
 	h->idempotent = method_idempotent(m->method, m->method_len);
-	snprintf(h->method, sizeof(h->method), "%.*s", (int)m->method_len, m->method);
-	snprintf(h->target, sizeof(h->target), "%.*s", (int)m->target_len, m->target);
+	copy_trunc(h->method, sizeof(h->method), m->method, m->method_len);
+	copy_trunc(h->target, sizeof(h->target), m->target, m->target_len);
 	h->close_after = (m->flags & H1_F_CONN_CLOSE) || (m->version == 10 && !(m->flags & H1_F_CONN_KEEPALIVE)) ||
 			 h->w->draining;
 	h->req_body = m->body;
@@ -1245,7 +1296,9 @@ static bool build_response(struct hcli *h, const struct h1_msg *m)
 	if (!h->cout)
 		h->cout = buf_get_large(&h->w->bufs);
 	o = h->cout;
-	appendf(o, "HTTP/1.1 %d ", m->status);
+	append_lit(o, "HTTP/1.1 ");
+	append_u64(o, (uint64_t)m->status);
+	append_lit(o, " ");
 	append(o, m->reason, m->reason_len);
 	append(o, "\r\n", 2);
 	const struct conf_header_ops *ops = h->route ? &h->route->conf->resp_headers : NULL;
@@ -1268,8 +1321,11 @@ static bool build_response(struct hcli *h, const struct h1_msg *m)
 			appendf(o, "Set-Cookie: %s=%s; Path=/; HttpOnly\r\n", h->pool->conf->sticky.cookie,
 				h->pool->sticky_ids[h->be->srv->index]);
 		if (m->body == H1_BODY_LENGTH || (m->body == H1_BODY_NONE && m->status != 204 &&
-						   m->status != 304 && !h->head_req))
-			appendf(o, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+						   m->status != 304 && !h->head_req)) {
+			append_lit(o, "Content-Length: ");
+			append_u64(o, m->content_length);
+			append_lit(o, "\r\n");
+		}
 		else if (m->body == H1_BODY_CHUNKED)
 			append(o, "Transfer-Encoding: chunked\r\n", 28);
 		else if (m->body == H1_BODY_NONE && h->head_req) {
@@ -1736,8 +1792,8 @@ static void upgrade_to_tunnel(struct hcli *h)
 	h->cin = h->bin = NULL;
 	put_buf(w, &h->cout);
 	put_buf(w, &h->bout);
-	loop_timer_stop(w->loop, &h->t_cli);
-	loop_timer_stop(w->loop, &h->t_be);
+	loop_timer_del(w->loop, &h->t_cli);
+	loop_timer_del(w->loop, &h->t_be);
 	b->closed = true;
 	b->s.io.fn = noop_event;
 	b->s.tls = h->c.tls = NULL;
@@ -1820,8 +1876,8 @@ static void cli_close(struct hcli *h, const char *cause)
 	if (cause && (h->t_start || h->status))
 		log_request(h, cause);
 	h->state = HS_CLOSED;
-	loop_timer_stop(w->loop, &h->t_cli);
-	loop_timer_stop(w->loop, &h->t_be);
+	loop_timer_del(w->loop, &h->t_cli);
+	loop_timer_del(w->loop, &h->t_be);
 	if (h->be)
 		srv_release(h, false);
 	h->c.io.fn = noop_event;

@@ -89,6 +89,12 @@ void loop_timer_set(struct loop *l, struct loop_timer *t, uint64_t ms)
 
 void loop_timer_stop(struct loop *l, struct loop_timer *t)
 {
+	(void)l;
+	t->deadline = 0;  /* the heap entry, if any, fires as a no-op or is re-used */
+}
+
+void loop_timer_del(struct loop *l, struct loop_timer *t)
+{
 	t->deadline = 0;
 	if (t->slot)
 		heap_remove(l, t);

@@ -4,7 +4,11 @@
  * Timers are re-armed lazily: loop_timer_set() on an armed timer only moves
  * its deadline later in place; the heap entry fires at the old time, sees the
  * new deadline and re-inserts itself. Idle timeouts are pushed back on every
- * read, so this keeps that to a store instead of a heap operation. */
+ * read, so this keeps that to a store instead of a heap operation.
+ * loop_timer_stop() is lazy the same way: the entry stays in the heap, fires
+ * as a no-op, or is taken over by the next loop_timer_set() (a timeout
+ * stopped and set again for every request costs no heap operation). Before
+ * the memory of a timer is freed, loop_timer_del() takes it out for good. */
 #ifndef FULCRUM_LOOP_H
 #define FULCRUM_LOOP_H
 
@@ -45,6 +49,8 @@ int loop_del(struct loop *l, struct loop_io *io);
 /* Arm t to fire `ms` from now (replaces an earlier arming). */
 void loop_timer_set(struct loop *l, struct loop_timer *t, uint64_t ms);
 void loop_timer_stop(struct loop *l, struct loop_timer *t);
+/* Stop t and take it out of the heap: required before t's memory goes. */
+void loop_timer_del(struct loop *l, struct loop_timer *t);
 
 /* Cached clock of the current loop turn (ms, monotonic). */
 uint64_t loop_now(const struct loop *l);

@@ -742,8 +742,8 @@ static void stream_close(struct stream *s, const char *cause)
 
 	if (s->state == ST_CLOSED)
 		return;
-	loop_timer_stop(w->loop, &s->t_cli);
-	loop_timer_stop(w->loop, &s->t_be);
+	loop_timer_del(w->loop, &s->t_cli);
+	loop_timer_del(w->loop, &s->t_be);
 	/* Closing a descriptor removes it from epoll; events already fetched in
 	 * this turn land on noop_event, and the memory lives until stream_reap. */
 	s->cli.x.io.fn = noop_event;
