@@ -753,6 +753,22 @@ def test_http_checks_without_reuse_connect_each_time(fulcrum, backend, port):
     assert transitions(f) == [], f.error_log()
 
 
+def test_checks_leave_on_shared_slots(fulcrum, backend, port):
+    """Checks due within the same 10 ms slot (1% of a 1 s interval) start
+    together at the slot's start, on the monotonic clock that Python's
+    time.monotonic() also reads: the checks of 20 servers arrive within a few
+    ms after a multiple of 10 ms, where unaligned checks would arrive at any
+    offset (40% of them in the first 4 ms)."""
+    servers = [HttpBackend(backend, f"S{i}") for i in range(20)]
+    h = {"type": "http", "interval": "1s", "timeout": "500ms", "jitter": "100ms"}
+    f = fulcrum(http_hc_config(port, servers, h))
+    assert wait_until(lambda: sum(len(checks_of(b)) for b in servers) >= 80, 10)
+    offsets = sorted(int(r.time * 1000) % 10 for b in servers for r in checks_of(b))
+    early = sum(1 for o in offsets if o < 4)
+    assert early >= 0.75 * len(offsets), f"ms after a 10 ms boundary: {offsets}"
+    assert transitions(f) == [], f.error_log()
+
+
 def test_kept_check_connection_closed_by_the_server(fulcrum, backend, port):
     """A server may close a kept connection at any time: when it closes it
     while idle (a keep-alive timeout) the next check connects again; when it
