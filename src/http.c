@@ -216,12 +216,8 @@ static void append(struct buf *b, const char *p, size_t n)
 	b->tail += (uint32_t)n;
 }
 
-#define append_lit(b, lit) append((b), (lit), sizeof(lit) - 1)
-
-static void append_str(struct buf *b, const char *s)
-{
-	append(b, s, strlen(s));
-}
+/* A string literal as the pointer and length arguments. */
+#define LIT(s) (s), sizeof(s) - 1
 
 /* Decimal digits of v: the request and response heads carry a length, a
  * status and a port on every message, so no printf on that path. */
@@ -234,6 +230,22 @@ static void append_u64(struct buf *b, uint64_t v)
 		v /= 10;
 	} while (v);
 	append(b, d + n, sizeof(d) - (size_t)n);
+}
+
+/* One field line: "name: value" CRLF. */
+static void append_field(struct buf *b, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	append(b, name, nlen);
+	append(b, LIT(": "));
+	append(b, value, vlen);
+	append(b, LIT("\r\n"));
+}
+
+static void append_length(struct buf *b, uint64_t n)
+{
+	append(b, LIT("Content-Length: "));
+	append_u64(b, n);
+	append(b, LIT("\r\n"));
 }
 
 /* Keep what fits of p[0..n) as a C string in dst (for the access log). */
@@ -665,18 +677,11 @@ static void ops_append(struct buf *b, const struct conf_header_ops *o)
 {
 	if (!o)
 		return;
-	for (size_t i = 0; i < o->set.n; i++) {
-		append_str(b, o->set.keys[i]);
-		append_lit(b, ": ");
-		append_str(b, o->set.vals[i]);
-		append_lit(b, "\r\n");
-	}
-	for (size_t i = 0; i < o->add.n; i++) {
-		append_str(b, o->add.keys[i]);
-		append_lit(b, ": ");
-		append_str(b, o->add.vals[i]);
-		append_lit(b, "\r\n");
-	}
+	const struct str_map *maps[] = { &o->set, &o->add };
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < maps[k]->n; i++)
+			append_field(b, maps[k]->keys[i], strlen(maps[k]->keys[i]), maps[k]->vals[i],
+				     strlen(maps[k]->vals[i]));
 }
 
 /* Write the head sent to the server into h->bout. Returns false when the
@@ -697,7 +702,7 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 	size_t tlen = (m->flags & H1_F_ABSOLUTE_FORM) ? m->path_len : m->target_len;
 
 	append(o, m->method, m->method_len);
-	append(o, " ", 1);
+	append(o, LIT(" "));
 	if (rc && rc->rewrite_prefix) {
 		/* The route matched on path_prefix: swap that part. */
 		size_t old = strlen(rc->match.path_prefix);
@@ -709,9 +714,9 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 	/* An HTTP/1.0 client cannot take a chunked answer: ask the server in
 	 * HTTP/1.0 too, so it answers with a length or until close. */
 	if (m->version == 10)
-		append_lit(o, " HTTP/1.0\r\n");
+		append(o, LIT(" HTTP/1.0\r\n"));
 	else
-		append_lit(o, " HTTP/1.1\r\n");
+		append(o, LIT(" HTTP/1.1\r\n"));
 	for (uint32_t i = 0; i < m->nfields; i++) {
 		const struct h1_field *f = &m->fields[i];
 		if (m->hop[i] || ieq(f->name, f->name_len, "content-length") ||
@@ -729,49 +734,40 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 			if (ieq(f->name, f->name_len, "x-forwarded-for"))
 				continue;  /* joined below */
 		}
-		append(o, f->name, f->name_len);
-		append(o, ": ", 2);
-		append(o, f->value, f->value_len);
-		append(o, "\r\n", 2);
+		append_field(o, f->name, f->name_len, f->value, f->value_len);
 	}
 	ops_append(o, ops);
-	if (m->authority) {
-		append(o, "Host: ", 6);
-		append(o, m->authority, m->authority_len);
-		append(o, "\r\n", 2);
-	}
-	append(o, "X-Forwarded-For: ", 17);
+	if (m->authority)
+		append_field(o, LIT("Host"), m->authority, m->authority_len);
+	append(o, LIT("X-Forwarded-For: "));
 	/* Several X-Forwarded-For lines are one list (RFC 9110 5.3). */
 	for (int i = trusted ? h1_find_field(m, "x-forwarded-for", 15, 0) : -1; i >= 0;
 	     i = h1_find_field(m, "x-forwarded-for", 15, i + 1)) {
 		if (!m->fields[i].value_len)
 			continue;
 		append(o, m->fields[i].value, m->fields[i].value_len);
-		append(o, ", ", 2);
+		append(o, LIT(", "));
 	}
 	append(o, h->client, h->client_len);
 	if (h->c.tls)
-		append_lit(o, "\r\nX-Forwarded-Proto: https\r\n");
+		append(o, LIT("\r\nX-Forwarded-Proto: https\r\n"));
 	else
-		append_lit(o, "\r\nX-Forwarded-Proto: http\r\n");
-	if (m->authority) {
-		append(o, "X-Forwarded-Host: ", 18);
-		append(o, m->authority, m->authority_len);
-		append(o, "\r\n", 2);
-	}
-	append_lit(o, "X-Forwarded-Port: ");
+		append(o, LIT("\r\nX-Forwarded-Proto: http\r\n"));
+	if (m->authority)
+		append_field(o, LIT("X-Forwarded-Host"), m->authority, m->authority_len);
+	append(o, LIT("X-Forwarded-Port: "));
 	append_u64(o, h->port);
-	append_lit(o, "\r\n");
+	append(o, LIT("\r\n"));
 	if (lc->forwarded) {
 		bool v6 = h->peer.ss_family == AF_INET6;
 		appendf(o, "Forwarded: for=%s%s%s;proto=%s", v6 ? "\"[" : "", h->client, v6 ? "]\"" : "",
 			h->c.tls ? "https" : "http");
 		if (m->authority) {
-			append(o, ";host=\"", 7);
+			append(o, LIT(";host=\""));
 			append(o, m->authority, m->authority_len);
-			append(o, "\"", 1);
+			append(o, LIT("\""));
 		}
-		append(o, "\r\n", 2);
+		append(o, LIT("\r\n"));
 	}
 	if (lc->tls.forward_client_cert && h->cert) {
 		const struct tls_peer *pc = h->cert;
@@ -782,18 +778,15 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 		appendf(o, "X-Client-Cert-Verify: %s\r\n", pc->verify);
 	}
 	/* Content-Length: 0 is kept: a server may require a length on POST. */
-	if (m->body == H1_BODY_LENGTH || h1_find_field(m, "content-length", 14, 0) >= 0) {
-		append_lit(o, "Content-Length: ");
-		append_u64(o, m->content_length);
-		append_lit(o, "\r\n");
-	}
+	if (m->body == H1_BODY_LENGTH || h1_find_field(m, "content-length", 14, 0) >= 0)
+		append_length(o, m->content_length);
 	else if (m->body == H1_BODY_CHUNKED)
-		append(o, "Transfer-Encoding: chunked\r\n", 28);
+		append(o, LIT("Transfer-Encoding: chunked\r\n"));
 	if (m->version == 10)
-		append(o, "Connection: close\r\n", 19);
+		append(o, LIT("Connection: close\r\n"));
 	else if (h->ws)
-		append(o, "Connection: Upgrade\r\n", 21);
-	append(o, "\r\n", 2);
+		append(o, LIT("Connection: Upgrade\r\n"));
+	append(o, LIT("\r\n"));
 	return !append_overflow;
 }
 
@@ -1296,11 +1289,11 @@ static bool build_response(struct hcli *h, const struct h1_msg *m)
 	if (!h->cout)
 		h->cout = buf_get_large(&h->w->bufs);
 	o = h->cout;
-	append_lit(o, "HTTP/1.1 ");
+	append(o, LIT("HTTP/1.1 "));
 	append_u64(o, (uint64_t)m->status);
-	append_lit(o, " ");
+	append(o, LIT(" "));
 	append(o, m->reason, m->reason_len);
-	append(o, "\r\n", 2);
+	append(o, LIT("\r\n"));
 	const struct conf_header_ops *ops = h->route ? &h->route->conf->resp_headers : NULL;
 	for (uint32_t i = 0; i < m->nfields; i++) {
 		const struct h1_field *f = &m->fields[i];
@@ -1310,10 +1303,7 @@ static bool build_response(struct hcli *h, const struct h1_msg *m)
 			continue;
 		if (m->status >= 200 && ops_drop(ops, f))
 			continue;
-		append(o, f->name, f->name_len);
-		append(o, ": ", 2);
-		append(o, f->value, f->value_len);
-		append(o, "\r\n", 2);
+		append_field(o, f->name, f->name_len, f->value, f->value_len);
 	}
 	if (m->status >= 200) {
 		ops_append(o, ops);
@@ -1321,30 +1311,24 @@ static bool build_response(struct hcli *h, const struct h1_msg *m)
 			appendf(o, "Set-Cookie: %s=%s; Path=/; HttpOnly\r\n", h->pool->conf->sticky.cookie,
 				h->pool->sticky_ids[h->be->srv->index]);
 		if (m->body == H1_BODY_LENGTH || (m->body == H1_BODY_NONE && m->status != 204 &&
-						   m->status != 304 && !h->head_req)) {
-			append_lit(o, "Content-Length: ");
-			append_u64(o, m->content_length);
-			append_lit(o, "\r\n");
-		}
+						   m->status != 304 && !h->head_req))
+			append_length(o, m->content_length);
 		else if (m->body == H1_BODY_CHUNKED)
-			append(o, "Transfer-Encoding: chunked\r\n", 28);
+			append(o, LIT("Transfer-Encoding: chunked\r\n"));
 		else if (m->body == H1_BODY_NONE && h->head_req) {
 			/* HEAD: pass the server's length through unchanged. */
 			int cl = h1_find_field(m, "content-length", 14, 0);
-			if (cl >= 0) {
-				append(o, "Content-Length: ", 16);
-				append(o, m->fields[cl].value, m->fields[cl].value_len);
-				append(o, "\r\n", 2);
-			}
+			if (cl >= 0)
+				append_field(o, LIT("Content-Length"), m->fields[cl].value, m->fields[cl].value_len);
 		}
 		if (h->close_after)
-			append(o, "Connection: close\r\n", 19);
+			append(o, LIT("Connection: close\r\n"));
 		else if (h->version == 10)
-			append(o, "Connection: keep-alive\r\n", 24);
+			append(o, LIT("Connection: keep-alive\r\n"));
 	} else if (m->status == 101) {
-		append(o, "Connection: Upgrade\r\n", 21);
+		append(o, LIT("Connection: Upgrade\r\n"));
 	}
-	append(o, "\r\n", 2);
+	append(o, LIT("\r\n"));
 	return !append_overflow;
 }
 
