@@ -199,7 +199,6 @@ static void verdict(struct check *c, bool ok, const char *why)
 	}
 }
 
-
 static void finish(struct check *c, int v, const char *why, bool keep)
 {
 	uint64_t took = loop_now(ck.loop) - c->started;
