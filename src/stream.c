@@ -70,6 +70,7 @@ struct stream {
 	bool splice;                     /* both sides plain TCP and forwarding: auto */
 	bool sniffed;                    /* ssl: the first bytes were looked at */
 	char sni[TLS_HELLO_NAME_MAX + 1]; /* passthrough: the ClientHello's server name */
+	uint32_t hello_wait;             /* passthrough: bytes worth parsing the hello again */
 	struct stream *prev, *next;      /* worker->streams */
 	struct stream *again_next;       /* worker again list */
 	struct stream *wait_next;        /* worker fd_wait list */
@@ -443,9 +444,15 @@ static void read_hello(struct stream *s)
 			break;
 		s->up.buf->tail += (uint32_t)n;
 	}
-	/* What came before an end or a reset still tells garbage from TLS. */
-	rc = tls_hello_parse((const uint8_t *)s->up.buf->data + s->up.buf->head, buf_len(s->up.buf),
-			     &hello);
+	/* What came before an end or a reset still tells garbage from TLS.
+	 * Fewer bytes than the last parse asked for cannot tell more. */
+	if (buf_len(s->up.buf) < s->hello_wait) {
+		rc = FL_AGAIN;
+	} else {
+		rc = tls_hello_parse((const uint8_t *)s->up.buf->data + s->up.buf->head,
+				     buf_len(s->up.buf), &hello);
+		s->hello_wait = (uint32_t)hello.wait_len;
+	}
 	if (rc == FL_AGAIN && (n == 0 || (n < 0 && n != FL_AGAIN))) {
 		ctr_add(&cl->tls_failed[TLS_FAIL_CLOSED], 1);
 		stream_close(s, n == 0 ? "client_closed_in_hello" : "client_reset");

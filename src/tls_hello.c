@@ -15,11 +15,12 @@
  * reaches a record's end it checks and steps over the next record header.
  * No byte of the message is copied except the name and the first ALPN name.
  *
- * A call costs O(len). Callers parse again after each read, so a client
- * that trickles a hello byte by byte costs O(n^2) for n <= 16 KiB; the
- * header checks below refuse garbage at its first wrong byte, so only a
- * well-formed hello can be trickled, and the caller's handshake timeout
- * bounds it. */
+ * A call costs O(len). After FL_AGAIN it names the input length worth a
+ * new call (wait_len: the end of the record being read, or the next byte
+ * of a record header), so a caller that waits for it walks each record
+ * once: a client that trickles its hello byte by byte costs O(n), not
+ * O(n^2). Record headers are still judged byte by byte, so garbage is
+ * refused at its first wrong byte. */
 #include "tls_hello.h"
 
 #include <string.h>
@@ -352,6 +353,7 @@ static void clear(struct tls_hello *out)
 	out->version = 0;
 	out->has_alpn = false;
 	out->alpn_first[0] = '\0';
+	out->wait_len = 0;
 }
 
 int tls_hello_parse(const uint8_t *p, size_t len, struct tls_hello *out)
@@ -367,6 +369,13 @@ int tls_hello_parse(const uint8_t *p, size_t len, struct tls_hello *out)
 	 * here: the size checks stop at the least span the hello can have, and
 	 * every byte the parser waits for lies inside it. */
 	clear(out);
+	if (rc == FL_AGAIN) {
+		/* Inside a record's payload nothing can end before the record
+		 * does (a hello ends where its last record ends); in a header
+		 * every byte is judged as it comes. */
+		size_t w = r.pos < r.rec_end ? r.rec_end : len + 1;
+		out->wait_len = w < TLS_HELLO_READ_MAX || len >= TLS_HELLO_READ_MAX ? w : TLS_HELLO_READ_MAX;
+	}
 	return rc;
 }
 

@@ -26,6 +26,7 @@ struct tls_hello {
 	uint16_t version;                  /* highest version offered: 0x0303 for 1.2, 0x0304 when supported_versions lists 1.3 */
 	bool has_alpn;
 	char alpn_first[64];               /* first ALPN protocol name offered, "" when none (truncate-safe) */
+	size_t wait_len;                   /* after FL_AGAIN: see tls_hello_parse; else 0 */
 };
 
 /* The most bytes a caller keeps to find the end of a ClientHello: one full
@@ -42,6 +43,13 @@ struct tls_hello {
  * on any other return it is reset to empty (no name, version 0), so a
  * half-parsed name can never be routed on. */
 int tls_hello_parse(const uint8_t *p, size_t len, struct tls_hello *out);
+
+/* After FL_AGAIN, out->wait_len (> len) is the fewest bytes worth parsing
+ * again: inside a record's payload that is the record's end (or
+ * TLS_HELLO_READ_MAX), in a record header the next byte. A shorter input
+ * cannot complete the hello, and a refusal it could show is shown at
+ * wait_len too, so a caller that waits for wait_len bytes walks each record
+ * once however the client splits its writes. */
 
 /* A short text for a negative return of tls_hello_parse, for logs (static
  * storage). */

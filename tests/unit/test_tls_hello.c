@@ -318,18 +318,42 @@ static void assert_cleared(const struct tls_hello *h)
 }
 
 /* p[0..n) is one complete hello: it parses to n, and every shorter prefix
- * asks for more. */
+ * asks for more, naming a length past itself and not past the hello. */
 static void expect_ok(const uint8_t *p, size_t n, struct tls_hello *h)
 {
 	struct tls_hello t;
 
 	assert_int_equal(parse(p, n, h), (int)n);
 	assert_int_equal(h->sni_len, strlen(h->sni));
+	assert_int_equal(h->wait_len, 0);
 	for (size_t k = 0; k < n; k++) {
 		memset(&t, 'x', sizeof(t));
 		assert_int_equal(parse(p, k, &t), FL_AGAIN);
 		assert_cleared(&t);
+		assert_true(t.wait_len > k);
+		assert_true(t.wait_len <= n);
 	}
+}
+
+/* Feed p[0..n) as a client trickling one byte per read would, parsing only
+ * when wait_len bytes are there, as the passthrough listener does. Returns
+ * the number of parses; the last one returns n with the hello of `want`. */
+static size_t trickle(const uint8_t *p, size_t n, const struct tls_hello *want)
+{
+	struct tls_hello t;
+	size_t calls = 0, wait = 0;
+	int rc = FL_AGAIN;
+
+	for (size_t k = 1; k <= n && rc == FL_AGAIN; k++) {
+		if (k < wait)
+			continue;
+		calls++;
+		rc = parse(p, k, &t);
+		wait = t.wait_len;
+	}
+	assert_int_equal(rc, (int)n);
+	same_hello(&t, want);
+	return calls;
 }
 
 /* p[0..n) fails with rc, and so does the shortest prefix that shows it:
@@ -346,8 +370,10 @@ static size_t expect_err(const uint8_t *p, size_t n, int rc)
 		int r = parse(p, k, &t);
 		if (r != FL_AGAIN) {
 			assert_int_equal(r, rc);
+			assert_int_equal(t.wait_len, 0);
 			break;
 		}
+		assert_true(t.wait_len > k);
 	}
 	for (size_t j = k; j < n; j++)
 		assert_int_equal(parse(p, j, &t), rc);
@@ -453,6 +479,25 @@ static void test_real_fragmented(void **state)
 				size_t s[2] = { a, b };
 				resplit_same(reals[i].p, reals[i].n, s, 2, &want);
 			}
+	}
+}
+
+/* A hello trickled byte by byte is walked once per record (and once per
+ * header byte), not once per read: a real hello in one record, and the
+ * same split over three. */
+static void test_trickle_walks_each_record_once(void **state)
+{
+	struct tls_hello want;
+	size_t s[2] = { 40, 90 };
+
+	for (size_t i = 0; i < ARRAY_LEN(reals); i++) {
+		assert_int_equal(parse(reals[i].p, reals[i].n, &want), (int)reals[i].n);
+		/* 5 header bytes, then the record's end */
+		assert_int_equal(trickle(reals[i].p, reals[i].n, &want), 5 + 1);
+		msg.n = 0;
+		putn(&msg, reals[i].p + 5, reals[i].n - 5);
+		to_records(&msg, &rec, s, 2);
+		assert_int_equal(trickle(rec.b, rec.n, &want), 3 * (5 + 1));
 	}
 }
 
@@ -1148,6 +1193,7 @@ int main(void)
 		cmocka_unit_test(test_python_dot_and_case),
 		cmocka_unit_test(test_real_fragmented),
 		cmocka_unit_test(test_fragmented_prefixes),
+		cmocka_unit_test(test_trickle_walks_each_record_once),
 		cmocka_unit_test(test_name_across_records),
 		cmocka_unit_test(test_count_excludes_what_follows),
 		cmocka_unit_test(test_plain_http),
