@@ -527,7 +527,8 @@ static const struct kw listener_kw[] = {
 	{ "max_connections", KW_UINT, offsetof(struct conf_listener, max_connections), 0, 0, "0",
 	  "0 (only the global limit)", false, 0, 10000000, NULL, NULL,
 	  "Client connections open at once on this listener; further clients wait in the kernel's "
-	  "backlog until one closes." },
+	  "backlog until one closes. On http, https, ssl and passthrough listeners a connection "
+	  "counts once its first bytes arrive." },
 	{ "backlog", KW_UINT, offsetof(struct conf_listener, backlog), 0, 0, "511", NULL, false, 1, 65535,
 	  NULL, NULL, "Kernel accept queue length." },
 	{ "forwarding", KW_ENUM, offsetof(struct conf_listener, forwarding), 0, 0, "auto", NULL, false, 0, 0,

@@ -6,6 +6,7 @@
 #include "http.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,20 @@ bool worker_fd_warning_due(void)
 	return log_ratelimit(&emfile_logged, 1000);
 }
 
-static int listen_socket(const struct conf_addr *a, int backlog)
+/* Protocols whose client always speaks first (an HTTP request, a TLS
+ * ClientHello). Their listeners defer accept until the first bytes arrive,
+ * so one wake-up takes a connection and its request, and a client that
+ * connects and stays silent costs no descriptor until the kernel gives up
+ * waiting (DEFER_ACCEPT_S, then the header or handshake timeout applies). */
+#define DEFER_ACCEPT_S 1
+
+static bool client_speaks_first(const struct conf_listener *c)
+{
+	return c->protocol == PROTO_HTTP || c->protocol == PROTO_HTTPS || c->protocol == PROTO_SSL ||
+	       (c->protocol == PROTO_TCP && c->tls_passthrough);
+}
+
+static int listen_socket(const struct conf_listener *c, const struct conf_addr *a, int backlog)
 {
 	int one = 1, fd;
 	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -37,6 +51,10 @@ static int listen_socket(const struct conf_addr *a, int backlog)
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, backlog) < 0)
 		goto fail;
 	sock_nodelay(fd);  /* inherited by every accepted socket */
+	if (client_speaks_first(c)) {
+		int secs = DEFER_ACCEPT_S;
+		setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+	}
 	return fd;
 fail:
 	{
@@ -436,7 +454,7 @@ struct worker *workers_create(struct gen *g, char **msg)
 			struct listener_rt *l = &g->listeners[i];
 			for (size_t b = 0; b < l->conf->nbinds; b++, k++) {
 				struct wlistener *wl = &w->ls[k];
-				int fd = listen_socket(&l->conf->binds[b], (int)l->conf->backlog);
+				int fd = listen_socket(l->conf, &l->conf->binds[b], (int)l->conf->backlog);
 				if (fd < 0) {
 					*msg = bind_error(l->conf, &l->conf->binds[b], fd);
 					w->nls = k;

@@ -2,7 +2,8 @@
 timeouts.header with a 408 and never costs a server connection; a server
 that never answers gets a 504 at timeouts.server; an idle keep-alive client
 connection is closed at timeouts.keepalive; a client that stalls in its body
-gets a 408 at timeouts.client_idle."""
+gets a 408 at timeouts.client_idle; a client that connects and stays silent
+holds no connection slot and is still closed."""
 
 import select
 import time
@@ -156,3 +157,37 @@ def test_client_waiting_for_a_slow_answer_is_not_idle(fulcrum, backend, connect,
         "client_idle": "500ms", "server": "5s"}}))
     r = client(connect, port).request(method, "/slow", body=b"x" if method == "POST" else None)
     assert r.status == 200 and r.body == b"worth the wait", r
+
+
+def test_silent_connections_take_no_connection_slot(fulcrum, backend, connect, port):
+    """HTTP listeners take a connection once its first bytes arrive (the
+    client speaks first): connections that stay silent do not hold the
+    listener's only slot while a real client waits."""
+    a = http_backend(backend, "A")
+    fulcrum(http_config(port, {"p": [a]}, listener_kw={"max_connections": 1,
+                                                        "timeouts": {"header": "10s"}}))
+    silent = [connect(port) for _ in range(3)]
+    time.sleep(0.3)
+    c = client(connect, port)
+    c.sock.settimeout(3)
+    t0 = time.monotonic()
+    c.send(build("GET", "/"))
+    r = c.response()
+    took = time.monotonic() - t0
+    assert r.status == 200, r
+    assert took < 1.0, f"answered after {took:.2f}s behind {len(silent)} silent connections"
+
+
+def test_silent_client_is_still_closed(fulcrum, backend, connect, port):
+    """A client that connects and never sends is taken after about a second
+    and then closed at timeouts.header, without contacting a server."""
+    a = http_backend(backend, "A")
+    fulcrum(http_config(port, {"p": [a]}, listener_kw={"timeouts": {"header": "500ms"}}))
+    s = connect(port)
+    s.settimeout(6)
+    t0 = time.monotonic()
+    while s.recv(4096):
+        pass
+    took = time.monotonic() - t0
+    assert took <= 4.0, f"a silent client was closed only after {took:.2f}s"
+    assert a.accepted == 0
