@@ -40,16 +40,17 @@ struct tls_hello {
  * handshake record (for example plain HTTP), -EBADMSG when it is malformed,
  * -EMSGSIZE when the ClientHello is longer than TLS_HELLO_READ_MAX.
  * Nothing in `out` points into p. `out` is filled only on a positive return;
- * on any other return it is reset to empty (no name, version 0), so a
- * half-parsed name can never be routed on. */
-int tls_hello_parse(const uint8_t *p, size_t len, struct tls_hello *out);
-
-/* After FL_AGAIN, out->wait_len (> len) is the fewest bytes worth parsing
+ * on any other return it is reset to empty (no name, version 0; only
+ * wait_len is set, after FL_AGAIN), so a half-parsed name can never be
+ * routed on.
+ *
+ * After FL_AGAIN, out->wait_len (> len) is the fewest bytes worth parsing
  * again: inside a record's payload that is the record's end (or
  * TLS_HELLO_READ_MAX), in a record header the next byte. A shorter input
  * cannot complete the hello, and a refusal it could show is shown at
  * wait_len too, so a caller that waits for wait_len bytes walks each record
  * once however the client splits its writes. */
+int tls_hello_parse(const uint8_t *p, size_t len, struct tls_hello *out);
 
 /* A short text for a negative return of tls_hello_parse, for logs (static
  * storage). */
