@@ -1167,6 +1167,25 @@ static bool same_addr(const struct conf_addr *a, const struct conf_addr *b)
 }
 
 /* "listeners[0]" + "bind" -> "listeners[0].bind" in buf. */
+/* The header edits' set and add fields as the lines every message gets, so
+ * that no request formats them again. */
+static void render_ops(struct conf_header_ops *o)
+{
+	const struct str_map *maps[] = { &o->set, &o->add };
+	size_t n = 0;
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < maps[k]->n; i++)
+			n += strlen(maps[k]->keys[i]) + 2 + strlen(maps[k]->vals[i]) + 2;
+	if (!n)
+		return;
+	o->lines = xmalloc(n + 1);
+	o->lines_len = 0;
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < maps[k]->n; i++)
+			o->lines_len += (size_t)sprintf(o->lines + o->lines_len, "%s: %s\r\n",
+							maps[k]->keys[i], maps[k]->vals[i]);
+}
+
 static const char *sub(const char *path, const char *key, char *buf)
 {
 	snprintf(buf, 96, "%s.%s", path, key);
@@ -1441,6 +1460,8 @@ static void check_routes(struct ctx *c, struct config *cfg, struct conf_listener
 		if (actions != 1 && rt->loc.line)
 			err(c, rt->loc, path, "a route needs exactly one of `pool`, `split`, `respond` or "
 			    "`redirect` (this one has %d)", actions);
+		render_ops(&rt->req_headers);
+		render_ops(&rt->resp_headers);
 		rt->split_total = 0;
 		for (size_t k = 0; k < rt->nsplit; k++) {
 			char sp[128];
@@ -1723,6 +1744,7 @@ static void free_ops(struct conf_header_ops *o)
 	free_map(&o->set);
 	free_map(&o->add);
 	free_strs(&o->remove);
+	free(o->lines);
 }
 
 void conf_free(struct config *cfg)

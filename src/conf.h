@@ -175,6 +175,10 @@ struct conf_header_ops {
 	struct str_map set;          /* replace (or add) these fields */
 	struct str_map add;          /* add these fields */
 	struct str_list remove;      /* remove these fields */
+	/* Derived at load: the set and add fields, in that order, as the
+	 * "name: value" CRLF lines appended to each message. */
+	char *lines;
+	size_t lines_len;
 };
 
 struct conf_split {

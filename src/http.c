@@ -673,15 +673,11 @@ static bool ops_drop(const struct conf_header_ops *o, const struct h1_field *f)
 	return o && (in_list(&o->remove, f->name, f->name_len) || in_map(&o->set, f->name, f->name_len));
 }
 
+/* The route's set and add fields, rendered at config load. */
 static void ops_append(struct buf *b, const struct conf_header_ops *o)
 {
-	if (!o)
-		return;
-	const struct str_map *maps[] = { &o->set, &o->add };
-	for (size_t k = 0; k < 2; k++)
-		for (size_t i = 0; i < maps[k]->n; i++)
-			append_field(b, maps[k]->keys[i], strlen(maps[k]->keys[i]), maps[k]->vals[i],
-				     strlen(maps[k]->vals[i]));
+	if (o && o->lines_len)
+		append(b, o->lines, o->lines_len);
 }
 
 /* Write the head sent to the server into h->bout. Returns false when the
