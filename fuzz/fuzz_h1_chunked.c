@@ -5,7 +5,10 @@
  *  - consumed <= len; short of len only when the body is done; after done
  *    nothing more is consumed, after an error nothing more is accepted;
  *  - a body found complete walks the same under a naive reader (sizes, data,
- *    CRLF, trailer lines up to the empty one): the two agree on its end. */
+ *    CRLF, trailer lines up to the empty one): the two agree on its end;
+ *  - h1_chunked_decode, in pieces, consumes what h1_chunked_feed does, fails
+ *    where it fails, never mixes framing and data in one call, and hands
+ *    out exactly the data the naive reader finds. */
 #include "h1.h"
 
 #include <stdlib.h>
@@ -23,8 +26,9 @@ static int hexval(unsigned char c)
 }
 
 /* The end of the chunked body at buf[0..), as a reader that trusts the
- * framing finds it; 0 when it cannot. */
-static size_t naive_end(const char *buf, size_t len)
+ * framing finds it; 0 when it cannot. Its data is copied to out (room for
+ * len bytes) when out is not NULL, and counted in *out_len. */
+static size_t naive_end(const char *buf, size_t len, char *out, size_t *out_len)
 {
 	size_t p = 0;
 	const char *lf;
@@ -49,6 +53,10 @@ static size_t naive_end(const char *buf, size_t len)
 			break;
 		if (sz > len - p || len - p - sz < 2)
 			return 0;
+		if (out)
+			memcpy(out + *out_len, buf + p, sz);
+		if (out_len)
+			*out_len += sz;
 		p += sz;
 		if (buf[p] != '\r' || buf[p + 1] != '\n')
 			return 0;
@@ -114,6 +122,42 @@ static int64_t feed(const char *buf, size_t len, size_t step, uint64_t seed, boo
 	return total;
 }
 
+/* Decode in pieces drawn from the generator; returns bytes consumed or
+ * -400, and the data in out (room for len bytes). */
+static int64_t decode(const char *buf, size_t len, uint64_t seed, bool *done, char *out,
+		      size_t *out_len)
+{
+	struct h1_chunked c = { 0 };
+	const char *why = NULL;
+	size_t i = 0;
+
+	*out_len = 0;
+	while (i < len && !c.done) {
+		size_t k = 1 + (size_t)(next(&seed) % 64), data;
+		if (k > len - i)
+			k = len - i;
+		int64_t rc = h1_chunked_decode(&c, buf + i, k, &data, &why);
+		if (rc < 0) {
+			if (rc != -400 || !why || !*why)
+				abort();
+			*done = false;
+			return rc;
+		}
+		if ((size_t)rc > k || (data && (size_t)rc != data))
+			abort();
+		/* no progress only at the end of the body */
+		if (rc == 0 && !c.done)
+			abort();
+		memcpy(out + *out_len, buf + i, data);
+		*out_len += data;
+		i += (size_t)rc;
+	}
+	if (*out_len != c.data_bytes)
+		abort();
+	*done = c.done;
+	return (int64_t)i;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *buf = (const char *)data;
@@ -133,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (done) {
 			if (whole < 5 || memcmp(buf + whole - 4, "\r\n\r\n", 4) != 0)
 				abort();
-			if (naive_end(buf, (size_t)whole) != (size_t)whole)
+			if (naive_end(buf, (size_t)whole, NULL, NULL) != (size_t)whole)
 				abort();
 		}
 	}
@@ -145,5 +189,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (other != whole || done2 != done)
 			abort();
 	}
+	char *got = malloc(size + 1), *want = malloc(size + 1);
+	size_t got_len, want_len = 0;
+	if (!got || !want)
+		abort();
+	other = decode(buf, size, seed ^ 0x5bd1e995, &done2, got, &got_len);
+	if ((whole < 0) != (other < 0) || done2 != done)
+		abort();
+	if (whole >= 0 && other != whole)
+		abort();
+	if (done && (naive_end(buf, (size_t)whole, want, &want_len) != (size_t)whole ||
+		     want_len != got_len || memcmp(want, got, got_len) != 0))
+		abort();
+	free(got);
+	free(want);
 	return 0;
 }

@@ -882,7 +882,10 @@ static int64_t chunk_fail(struct h1_chunked *c, const char **why, const char *re
 	return -400;
 }
 
-int64_t h1_chunked_feed(struct h1_chunked *c, const char *buf, size_t len, const char **why)
+/* The chunked state machine. With `framing_only` it stops where chunk data
+ * begins, so that a decoding caller can tell framing from data. */
+static int64_t chunked_run(struct h1_chunked *c, const char *buf, size_t len, const char **why,
+			   bool framing_only)
 {
 	size_t i = 0;
 
@@ -892,6 +895,8 @@ int64_t h1_chunked_feed(struct h1_chunked *c, const char *buf, size_t len, const
 		unsigned char ch;
 
 		if (c->state == CS_DATA) {
+			if (framing_only)
+				break;
 			size_t take = len - i;
 			if (take > c->remaining)
 				take = (size_t)c->remaining;
@@ -1073,6 +1078,23 @@ int64_t h1_chunked_feed(struct h1_chunked *c, const char *buf, size_t len, const
 		}
 	}
 	return (int64_t)i;
+}
+
+int64_t h1_chunked_feed(struct h1_chunked *c, const char *buf, size_t len, const char **why)
+{
+	return chunked_run(c, buf, len, why, false);
+}
+
+int64_t h1_chunked_decode(struct h1_chunked *c, const char *buf, size_t len, size_t *data,
+			  const char **why)
+{
+	*data = 0;
+	if (c->state == CS_DATA) {
+		size_t take = len < c->remaining ? len : (size_t)c->remaining;
+		*data = take;
+		return chunked_run(c, buf, take, why, false);
+	}
+	return chunked_run(c, buf, len, why, true);
 }
 
 /* ---- lookups -------------------------------------------------------------- */

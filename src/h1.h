@@ -116,6 +116,14 @@ struct h1_chunked {
  * extension line of at most 4 KiB, trailers of at most 32 KiB. */
 int64_t h1_chunked_feed(struct h1_chunked *c, const char *buf, size_t len, const char **why);
 
+/* The same validation, for a client that cannot take chunked coding (an
+ * HTTP/1.0 client): each call consumes either framing only (up to the next
+ * chunk's data, the body's end or len; *data = 0) or chunk data only (*data
+ * = the return value). The caller forwards the data and drops the framing,
+ * trailers included. Returns the bytes consumed or -400 as above. */
+int64_t h1_chunked_decode(struct h1_chunked *c, const char *buf, size_t len, size_t *data,
+			  const char **why);
+
 /* Case-insensitive field lookup; returns the index or -1. */
 int h1_find_field(const struct h1_msg *m, const char *name, size_t name_len, int start);
 

@@ -89,6 +89,7 @@ struct hcli {
 	bool close_after;              /* close the client after this response */
 	bool head_req, idempotent;
 	bool ws;                       /* a WebSocket handshake */
+	bool dechunk;                  /* a chunked answer decoded for a 1.0 client */
 	int sticky_srv;                /* server named by the sticky cookie, or -1 */
 	bool set_cookie;               /* add the sticky cookie to the response */
 	char hkey[128];                /* hash key from a header or cookie */
@@ -707,9 +708,12 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 	} else {
 		append(o, tgt, tlen);
 	}
-	/* An HTTP/1.0 client cannot take a chunked answer: ask the server in
-	 * HTTP/1.0 too, so it answers with a length or until close. */
-	if (m->version == 10)
+	/* An HTTP/1.0 request that names its host goes out as HTTP/1.1 on a
+	 * pooled connection (a chunked answer is decoded for the client, see
+	 * pump_response). Without a Host, HTTP/1.1 cannot carry it: it goes as
+	 * HTTP/1.0 on a connection of its own. */
+	bool as_10 = m->version == 10 && !m->authority;
+	if (as_10)
 		append(o, LIT(" HTTP/1.0\r\n"));
 	else
 		append(o, LIT(" HTTP/1.1\r\n"));
@@ -718,6 +722,10 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 		if (m->hop[i] || ieq(f->name, f->name_len, "content-length") ||
 		    ieq(f->name, f->name_len, "transfer-encoding") || ieq(f->name, f->name_len, "host") ||
 		    (!h->ws && ieq(f->name, f->name_len, "upgrade")))
+			continue;
+		/* A 1.0 request's Expect is to be ignored (RFC 9110 10.1.1); in
+		 * HTTP/1.1 the server would honour it. */
+		if (m->version == 10 && ieq(f->name, f->name_len, "expect"))
 			continue;
 		if (!is_forwarding_field(f) && ops_drop(ops, f))
 			continue;
@@ -778,7 +786,7 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 		append_length(o, m->content_length);
 	else if (m->body == H1_BODY_CHUNKED)
 		append(o, LIT("Transfer-Encoding: chunked\r\n"));
-	if (m->version == 10)
+	if (as_10)
 		append(o, LIT("Connection: close\r\n"));
 	else if (h->ws)
 		append(o, LIT("Connection: Upgrade\r\n"));
@@ -1309,7 +1317,7 @@ static bool build_response(struct hcli *h, const struct h1_msg *m)
 		if (m->body == H1_BODY_LENGTH || (m->body == H1_BODY_NONE && m->status != 204 &&
 						   m->status != 304 && !h->head_req))
 			append_length(o, m->content_length);
-		else if (m->body == H1_BODY_CHUNKED)
+		else if (m->body == H1_BODY_CHUNKED && !h->dechunk)
 			append(o, LIT("Transfer-Encoding: chunked\r\n"));
 		else if (m->body == H1_BODY_NONE && h->head_req) {
 			/* HEAD: pass the server's length through unchanged. */
@@ -1460,7 +1468,8 @@ static bool pump_response(struct hcli *h)
 					h->resp_head_done = h->resp_done = h->upgraded = true;
 					continue;
 				}
-				if (!emit_response_head(h, m))
+				/* An HTTP/1.0 client is sent no 1xx (RFC 9110 15.2). */
+				if (h->version != 10 && !emit_response_head(h, m))
 					return true;
 				h->bin->head += (uint32_t)rc;
 				memset(&h->scan, 0, sizeof(h->scan));
@@ -1472,6 +1481,11 @@ static bool pump_response(struct hcli *h)
 			memset(&h->resp_ck, 0, sizeof(h->resp_ck));
 			if (m->body == H1_BODY_CLOSE || (m->flags & H1_F_CONN_CLOSE))
 				h->close_after = h->close_after || m->body == H1_BODY_CLOSE;
+			/* An HTTP/1.0 client cannot read chunked coding: it gets the
+			 * data alone, delimited by the close of its connection. */
+			h->dechunk = h->version == 10 && m->body == H1_BODY_CHUNKED;
+			if (h->dechunk)
+				h->close_after = true;
 			if (m->flags & H1_F_CONN_CLOSE)
 				b->s.eof = true; /* the server will close: do not pool it */
 			if (!emit_response_head(h, m))
@@ -1488,18 +1502,20 @@ static bool pump_response(struct hcli *h)
 		}
 		/* body bytes from bin to the client */
 		{
-			size_t avail = h->bin->tail - h->bin->head, take;
+			size_t avail = h->bin->tail - h->bin->head, take, data;
 			if (!h->cout)
 				h->cout = buf_get_large(&h->w->bufs);
 			if (h->cout->head == h->cout->tail)
 				h->cout->head = h->cout->tail = 0;
 			if (avail > buf_room(h->cout))
 				avail = buf_room(h->cout);
+			const char *p = h->bin->data + h->bin->head;
 			if (h->resp_body == H1_BODY_LENGTH) {
-				take = avail < h->resp_left ? avail : (size_t)h->resp_left;
+				take = data = avail < h->resp_left ? avail : (size_t)h->resp_left;
 			} else if (h->resp_body == H1_BODY_CHUNKED) {
 				const char *why;
-				int64_t r = h1_chunked_feed(&h->resp_ck, h->bin->data + h->bin->head, avail, &why);
+				int64_t r = h->dechunk ? h1_chunked_decode(&h->resp_ck, p, avail, &data, &why)
+						       : h1_chunked_feed(&h->resp_ck, p, avail, &why);
 				if (r < 0) {
 					log_warn("listener %s: server %s sent a bad chunked body: %s",
 						 h->l->conf->name, b->srv->name, why);
@@ -1508,14 +1524,17 @@ static bool pump_response(struct hcli *h)
 					return false;
 				}
 				take = (size_t)r;
+				if (!h->dechunk)
+					data = take;
 			} else {
-				take = avail;
+				take = data = avail;
 			}
 			/* Queue the bytes in cout (a copy keeps one send path and
-			 * the chunked parser's view consistent). */
-			append(h->cout, h->bin->data + h->bin->head, take);
+			 * the chunked parser's view consistent); decoded framing is
+			 * dropped. */
+			append(h->cout, p, data);
 			h->bin->head += (uint32_t)take;
-			h->bytes_out += take;
+			h->bytes_out += data;
 			if (h->resp_body == H1_BODY_LENGTH) {
 				h->resp_left -= take;
 				if (h->resp_left == 0)
@@ -1583,7 +1602,7 @@ static void reset_request(struct hcli *h)
 	h->srv_name = NULL;
 	h->cause = NULL;
 	h->req_sent_body = false;
-	h->resp_head_done = h->resp_done = false;
+	h->resp_head_done = h->resp_done = h->dechunk = false;
 	memset(&h->scan, 0, sizeof(h->scan));
 }
 

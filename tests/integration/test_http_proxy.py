@@ -248,6 +248,70 @@ def test_http10_client_with_keepalive(fulcrum, backend, connect, port):
     assert len(a.wait_requests(3)) == 3
 
 
+def test_http10_requests_with_a_host_share_pooled_server_connections(fulcrum, backend, connect,
+                                                                     port):
+    """A 1.0 request that names its host is sent as HTTP/1.1, so the server
+    connection is pooled as for 1.1 clients (ab -k, old monitors)."""
+    a = http_backend(backend, "A")
+    fulcrum(http_config(port, {"p": [a]}, workers=1))
+    c = client(connect, port)
+    for i in range(20):
+        c.send(f"GET /k{i} HTTP/1.0\r\nHost: example.test\r\n"
+               f"Connection: keep-alive\r\n\r\n".encode())
+        r = c.response()
+        assert r.status == 200 and r.body == f"A GET /k{i}\n".encode(), r
+    for i in range(5):  # one request per client connection
+        c = client(connect, port)
+        c.send(f"GET /once{i} HTTP/1.0\r\nHost: example.test\r\n\r\n".encode())
+        r = c.response()
+        assert r.status == 200 and r.body == f"A GET /once{i}\n".encode(), r
+        assert c.closed(), "the HTTP/1.0 connection stayed open"
+    reqs = a.wait_requests(25)
+    assert {q.version for q in reqs} == {"HTTP/1.1"}
+    assert {q.headers.get("host") for q in reqs} == {"example.test"}
+    assert a.accepted == 1, f"{a.accepted} server connections for 25 HTTP/1.0 requests"
+
+
+def test_chunked_answer_is_decoded_for_an_http10_client(fulcrum, backend, connect, port):
+    """An HTTP/1.0 client cannot read chunked coding: it gets the data
+    alone, ended by the close of its connection, and no interim 1xx. The
+    server connection is still pooled."""
+    body = bytes(range(256)) * 40
+    a = http_backend(backend, "A", respond=Resp(
+        200, body, framing="chunked", chunk_size=997, headers=[("X-Kept", "yes")],
+        interim=[(103, [("Link", "</s.css>; rel=preload")])]))
+    fulcrum(http_config(port, {"p": [a]}, workers=1))
+    for i in range(3):
+        c = client(connect, port)
+        c.send(b"GET /c HTTP/1.0\r\nHost: h.test\r\nConnection: keep-alive\r\n\r\n")
+        r = c.response()
+        assert r.status == 200 and r.body == body, r
+        assert r.interim == [], r.interim
+        assert r.headers.get("transfer-encoding") is None, r
+        assert r.headers.get("x-kept") == "yes" and r.closes, r
+        assert c.closed(), "a close-delimited answer must end with the close"
+    # An HTTP/1.1 client on the same pool still gets the chunked framing.
+    c = client(connect, port)
+    r = c.request("GET", "/c11")
+    assert r.status == 200 and r.body == body and not r.closes, r
+    assert r.headers.get("transfer-encoding") == "chunked" and len(r.interim) == 1, r
+    assert a.accepted == 1, f"{a.accepted} server connections"
+
+
+def test_http10_expect_is_not_passed_on(fulcrum, backend, connect, port):
+    """Expect in an HTTP/1.0 request is to be ignored (RFC 9110 10.1.1), so
+    the HTTP/1.1 server never sees it and sends no 100 to the 1.0 client."""
+    a = http_backend(backend, "A")
+    fulcrum(http_config(port, {"p": [a]}))
+    c = client(connect, port)
+    c.send(b"POST /up HTTP/1.0\r\nHost: h.test\r\nExpect: 100-continue\r\n"
+           b"Content-Length: 4\r\n\r\ndata")
+    r = c.response()
+    assert r.status == 200 and r.interim == [], r
+    got = a.wait_requests(1)[0]
+    assert got.body == b"data" and got.headers.get("expect") is None, got.headers
+
+
 # --------------------------------------------------------------------------
 # retries
 

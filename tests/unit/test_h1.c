@@ -1325,6 +1325,59 @@ static void test_chunked_large_data(void **state)
 	free(s);
 }
 
+/* Decodes s in pieces of `step` bytes (0: whole) and checks that the data
+ * handed out is `want`, that every byte is consumed and the body ends. */
+static void decode_check(const char *s, const char *want, size_t step, int line)
+{
+	struct h1_chunked c = { 0 };
+	const char *why = NULL;
+	char out[256];
+	size_t n = strlen(s), i = 0, got = 0, calls = 0;
+
+	while (i < n && !c.done) {
+		size_t k = step && n - i > step ? step : n - i, data;
+		int64_t rc = h1_chunked_decode(&c, s + i, k, &data, &why);
+		if (rc < 0)
+			fail_msg("line %d: step %zu: refused at %zu: %s", line, step, i, why);
+		if (data && (size_t)rc != data)
+			fail_msg("line %d: a call mixed framing and data", line);
+		assert_true(got + data < sizeof(out));
+		memcpy(out + got, s + i, data);
+		got += data;
+		i += (size_t)rc;
+		if (++calls > 4 * n + 4)
+			fail_msg("line %d: step %zu: no progress at %zu", line, step, i);
+	}
+	if (!c.done || i != n || got != strlen(want) || memcmp(out, want, got) != 0)
+		fail_msg("line %d: step %zu: done %d, consumed %zu of %zu, data \"%.*s\"", line, step,
+			 c.done, i, n, (int)got, out);
+}
+
+static void test_chunked_decode(void **state)
+{
+	static const struct { const char *in, *data; } cases[] = {
+		{ "5\r\nhello\r\n0\r\n\r\n", "hello" },
+		{ "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world" },
+		{ "0\r\n\r\n", "" },
+		{ "3;ext=\"a b\"\r\nabc\r\n1 ; x\r\nd\r\n0\r\nX-Trailer: t\r\n\r\n", "abcd" },
+		{ "a\r\n0\r\n\r\n01234\r\n0\r\n\r\n", "0\r\n\r\n01234" },
+	};
+	struct h1_chunked c = { 0 };
+	const char *why = NULL;
+	size_t data;
+	(void)state;
+	for (size_t k = 0; k < ARRAY_LEN(cases); k++)
+		for (size_t step = 0; step <= 3; step++)
+			decode_check(cases[k].in, cases[k].data, step, __LINE__);
+	/* Invalid framing is refused as by h1_chunked_feed. */
+	assert_int_equal(h1_chunked_decode(&c, "2\r\nab", 5, &data, &why), 3);
+	assert_int_equal(data, 0);
+	assert_int_equal(h1_chunked_decode(&c, "abX", 3, &data, &why), 2);
+	assert_int_equal(data, 2);
+	assert_int_equal(h1_chunked_decode(&c, "X", 1, &data, &why), -400);
+	assert_non_null(why);
+}
+
 /* ---- lookups ------------------------------------------------------------ */
 
 static void test_find_field(void **state)
@@ -1456,6 +1509,7 @@ int main(void)
 		T(test_chunked_partial_counts),
 		T(test_chunked_after_error),
 		T(test_chunked_large_data),
+		T(test_chunked_decode),
 		T(test_find_field),
 		T(test_status_text),
 		T(test_null_scan_and_limits),
