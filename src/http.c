@@ -1529,11 +1529,20 @@ static bool pump_response(struct hcli *h)
 			} else {
 				take = data = avail;
 			}
-			/* Queue the bytes in cout (a copy keeps one send path and
-			 * the chunked parser's view consistent); decoded framing is
-			 * dropped. */
-			append(h->cout, p, data);
-			h->bin->head += (uint32_t)take;
+			/* Queue the bytes in cout (one send path, and the chunked
+			 * parser's view stays consistent); decoded framing is
+			 * dropped. When cout is empty and all of bin goes as it is,
+			 * the two buffers trade places instead of copying. */
+			if (h->cout->head == h->cout->tail && data == take &&
+			    take == h->bin->tail - h->bin->head) {
+				struct buf *t = h->cout;
+				h->cout = h->bin;
+				h->bin = t;
+				h->bin->head = h->bin->tail = 0;
+			} else {
+				append(h->cout, p, data);
+				h->bin->head += (uint32_t)take;
+			}
 			h->bytes_out += data;
 			if (h->resp_body == H1_BODY_LENGTH) {
 				h->resp_left -= take;
