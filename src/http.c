@@ -30,6 +30,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <netinet/tcp.h>
@@ -90,6 +92,8 @@ struct hcli {
 	bool head_req, idempotent;
 	bool ws;                       /* a WebSocket handshake */
 	bool dechunk;                  /* a chunked answer decoded for a 1.0 client */
+	bool bulk;                     /* a body read filled bin: splice from now on */
+	struct fpipe *pipe;            /* response body bytes on their way by splice */
 	int sticky_srv;                /* server named by the sticky cookie, or -1 */
 	bool set_cookie;               /* add the sticky cookie to the response */
 	char hkey[128];                /* hash key from a header or cookie */
@@ -183,6 +187,21 @@ static ssize_t send_some(struct xport *x, const char *p, size_t len)
 	if (!x->can_write)
 		return FL_AGAIN;
 	return xport_send(x, p, len);
+}
+
+/* Nothing waits to go to the client: neither in cout nor in the pipe. */
+static bool cli_out_empty(const struct hcli *h)
+{
+	return (!h->cout || h->cout->head == h->cout->tail) && (!h->pipe || !h->pipe->fill);
+}
+
+/* A pipe is held only while a response body moves through it. */
+static void put_pipe(struct hcli *h)
+{
+	if (h->pipe) {
+		pipe_put(&h->w->bufs, h->pipe);
+		h->pipe = NULL;
+	}
 }
 
 /* Set when an append did not fit. A head cut short could end in the middle
@@ -1351,6 +1370,59 @@ static bool emit_response_head(struct hcli *h, const struct h1_msg *m)
 	return false;
 }
 
+/* Whether the rest of this response body goes by splice(): a large body
+ * (see h->bulk) sent as it is, between plain TCP sockets, unless the
+ * listener says `forwarding: buffer`. */
+static bool splice_body(const struct hcli *h)
+{
+	return h->bulk && h->resp_head_done && !h->dechunk && h->l->splice && !h->c.tls &&
+	       !h->be->s.tls && (h->resp_body == H1_BODY_LENGTH || h->resp_body == H1_BODY_CLOSE);
+}
+
+/* Move body bytes from the server socket into the (empty) pipe, never past
+ * the body's end. Returns bytes moved, 0 at EOF, FL_AGAIN or -errno; falls
+ * back to the buffer path (FL_AGAIN is not returned then) when no pipe can
+ * be had. */
+static ssize_t splice_from_server(struct hcli *h)
+{
+	struct hsrv *b = h->be;
+	int err = 0;
+	ssize_t n;
+
+	if (!b->s.can_read)
+		return FL_AGAIN;
+	if (!h->pipe && !(h->pipe = pipe_get(&h->w->bufs, &err))) {
+		static _Atomic uint64_t last;
+		if (log_ratelimit(&last, 1000))
+			log_warn("cannot create a pipe for splice: %s; using buffers", strerror(-err));
+		h->bulk = false;
+		return 1;  /* progress of a kind: the caller loops and reads into bin */
+	}
+	size_t want = h->pipe->cap;
+	if (h->resp_body == H1_BODY_LENGTH && h->resp_left < want)
+		want = (size_t)h->resp_left;
+	n = splice(b->s.io.fd, NULL, h->pipe->wr, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n < 0) {
+		if (errno == EAGAIN)
+			b->s.can_read = false;
+		return errno == EAGAIN || errno == EINTR ? FL_AGAIN : -errno;
+	}
+	if (n == 0) {
+		b->s.eof = true;
+		b->s.can_read = false;
+		return 0;
+	}
+	h->pipe->fill += (uint32_t)n;
+	h->bytes_out += (uint64_t)n;
+	if (h->resp_body == H1_BODY_LENGTH) {
+		h->resp_left -= (uint64_t)n;
+		if (h->resp_left == 0)
+			h->resp_done = true;
+	}
+	loop_timer_set(h->w->loop, &h->t_be, h->l->conf->timeouts.server_idle);
+	return n;
+}
+
 /* Move response bytes from the server to the client. Returns false when
  * the stream was closed. */
 static bool pump_response(struct hcli *h)
@@ -1374,15 +1446,52 @@ static bool pump_response(struct hcli *h)
 			h->cout->head += (uint32_t)n;
 			continue;
 		}
+		if (!cout_has && h->pipe && h->pipe->fill) {
+			if (!h->c.can_write)
+				return true;
+			n = splice(h->pipe->rd, NULL, h->c.io.fd, NULL, h->pipe->fill,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN) {
+				h->c.can_write = false;
+				return true;
+			}
+			if (n < 0) {
+				cli_close(h, "client_reset");
+				return false;
+			}
+			h->pipe->fill -= (uint32_t)n;
+			continue;
+		}
 		if (h->resp_done)
 			return true;
 		if (!h->bin)
 			h->bin = buf_get_large(&h->w->bufs);
+		if (h->bin->head == h->bin->tail && !cout_has && splice_body(h)) {
+			n = splice_from_server(h);
+			if (n == FL_AGAIN)
+				return true;
+			if (n > 0)
+				continue;
+			if (n == 0 && h->resp_body == H1_BODY_CLOSE) {
+				h->resp_done = true;
+				h->close_after = true;
+				return true;
+			}
+			srv_release(h, false);
+			cli_close(h, n == 0 ? "server_closed" : "server_reset");
+			return false;
+		}
 		if (h->bin->head == h->bin->tail) {
 			h->bin->head = h->bin->tail = 0;
 			n = read_into(&b->s, h->bin);
 			if (n == FL_AGAIN)
 				return true;
+			/* A body read that fills the buffer: a large body, which
+			 * goes on by splice where both sides allow it. */
+			if (n == (ssize_t)h->bin->cap && h->resp_head_done)
+				h->bulk = true;
 			if (n <= 0) {
 				if (n == 0 && h->resp_head_done && h->resp_body == H1_BODY_CLOSE) {
 					h->resp_done = true;
@@ -1611,7 +1720,7 @@ static void reset_request(struct hcli *h)
 	h->srv_name = NULL;
 	h->cause = NULL;
 	h->req_sent_body = false;
-	h->resp_head_done = h->resp_done = h->dechunk = false;
+	h->resp_head_done = h->resp_done = h->dechunk = h->bulk = false;
 	memset(&h->scan, 0, sizeof(h->scan));
 }
 
@@ -1628,6 +1737,7 @@ static void finish_request(struct hcli *h)
 	}
 	put_buf(h->w, &h->bout);
 	put_buf(h->w, &h->bin);
+	put_pipe(h);
 	loop_timer_stop(h->w->loop, &h->t_be);
 	if (!reusable) {
 		/* Half-close first so the client reads the answer before any
@@ -1718,8 +1828,7 @@ static void cli_run(struct hcli *h)
 				upgrade_to_tunnel(h);
 				return;
 			}
-			if (h->resp_done && h->req_done &&
-			    (!h->cout || h->cout->head == h->cout->tail)) {
+			if (h->resp_done && h->req_done && cli_out_empty(h)) {
 				finish_request(h);
 				break;
 			}
@@ -1727,7 +1836,7 @@ static void cli_run(struct hcli *h)
 				/* The server answered before the body was complete: the
 				 * connection cannot be reused by either side. */
 				h->close_after = true;
-				if (!h->cout || h->cout->head == h->cout->tail) {
+				if (cli_out_empty(h)) {
 					finish_request(h);
 					break;
 				}
@@ -1800,6 +1909,7 @@ static void upgrade_to_tunnel(struct hcli *h)
 	h->cin = h->bin = NULL;
 	put_buf(w, &h->cout);
 	put_buf(w, &h->bout);
+	put_pipe(h);
 	loop_timer_del(w->loop, &h->t_cli);
 	loop_timer_del(w->loop, &h->t_be);
 	b->closed = true;
@@ -1894,6 +2004,7 @@ static void cli_close(struct hcli *h, const char *cause)
 	put_buf(w, &h->cout);
 	put_buf(w, &h->bout);
 	put_buf(w, &h->bin);
+	put_pipe(h);
 	ctr_sub(&lctr(h)->active, 1);
 	retire_client(h);
 	worker_conn_closed(w, h->l);

@@ -4,9 +4,12 @@ and 304 without a body, 1xx responses, Expect: 100-continue with curl,
 100 MiB each way with matching SHA-256, and limits.body."""
 
 import hashlib
+import os
 import random
 import subprocess
 import time
+
+import pytest
 
 from conftest import MiB, Payload, send_payload
 from http_helpers import (Resp, build, chunked, client, http_backend, http_config,
@@ -164,6 +167,62 @@ def test_expect_100_continue_with_curl(fulcrum, backend, port, tmp_path):
     assert took < 5, f"curl waited {took:.1f}s: the 100 Continue did not reach it"
     got = a.wait_requests(1)[0]
     assert got.headers.get("expect") == "100-continue" and got.body == data
+
+
+def pipes_of(pid):
+    """How many pipes the process holds open."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:")
+        except OSError:
+            pass
+    return n
+
+
+@pytest.mark.parametrize("forwarding", ["auto", "buffer"])
+def test_large_response_bodies_end_where_they_should(fulcrum, backend, connect, port, forwarding):
+    """Large bodies (which `forwarding: auto` moves with splice) arrive
+    whole, and never a byte more: the server connection carries the next
+    answers of the same client connection. A close-delimited body ends with
+    the client's connection."""
+    big = Payload(32 * MiB + 123, seed=21)
+    tail = random.Random(5).randbytes(3 * MiB + 7)
+
+    def respond(req):
+        if req.target == "/big":
+            return Resp(200, payload=big)
+        if req.target == "/close":
+            return Resp(200, tail, framing="close")
+        return Resp(200, req.target.encode())
+    a = http_backend(backend, "A", respond=respond)
+    f = fulcrum(http_config(port, {"p": [a]}, listener_kw={"forwarding": forwarding}))
+    c = client(connect, port, timeout=30)
+    for target in ["/big", "/small", "/big", "/last"]:
+        h = hashlib.sha256()
+        n = [0]
+
+        def sink(b):
+            h.update(b)
+            n[0] += len(b)
+        r = c.request("GET", target) if target != "/big" else None
+        if target == "/big":
+            c.send(build("GET", target))
+            time.sleep(0.3)  # a reader that lags: every buffer on the way fills
+            r = c.response(sink=sink)
+            assert r.status == 200 and n[0] == big.total and h.hexdigest() == big.sha256(), r
+        else:
+            assert r.status == 200 and r.body == target.encode(), r
+        assert not r.closes, r
+    c = client(connect, port, timeout=30)
+    r = c.request("GET", "/close")
+    assert r.status == 200 and r.body == tail, (r.status, len(r.body))
+    assert c.closed()
+    # One server connection for all five answers: no body was read past its end.
+    assert a.accepted == 1, f"{a.accepted} server connections"
+    # The path that carried the bodies: splice goes through pipes, which
+    # fulcrum keeps for reuse; the buffer path opens none.
+    assert (pipes_of(f.pid) > 0) == (forwarding == "auto")
 
 
 def test_100_mib_upload_and_download(fulcrum, backend, connect, port):
