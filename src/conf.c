@@ -16,6 +16,10 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 enum kw_type {
 	KW_BOOL,
@@ -531,6 +535,10 @@ static const struct kw listener_kw[] = {
 	  "counts once its first bytes arrive." },
 	{ "backlog", KW_UINT, offsetof(struct conf_listener, backlog), 0, 0, "511", NULL, false, 1, 65535,
 	  NULL, NULL, "Kernel accept queue length." },
+	{ "tcp_congestion", KW_STR, offsetof(struct conf_listener, tcp_congestion), 0, 0, NULL,
+	  "(the system's)", false, 0, 0, NULL, NULL,
+	  "TCP congestion control of the accepted connections (`cubic`, `reno`, `bbr`, ...: one the "
+	  "kernel has loaded). It governs the bytes fulcrum sends to the clients, such as downloads." },
 	{ "forwarding", KW_ENUM, offsetof(struct conf_listener, forwarding), 0, 0, "auto", NULL, false, 0, 0,
 	  fwd_names, NULL,
 	  "`auto` moves bytes with splice() between plain TCP sockets (zero copy): tcp streams and "
@@ -621,6 +629,10 @@ static const struct kw pool_kw[] = {
 	  "When every server fails its checks: `fail` refuses (503, or the connection is closed); "
 	  "`spread` sends to all of them anyway, as cloud load balancers do (drained and maintenance "
 	  "servers excepted)." },
+	{ "tcp_congestion", KW_STR, offsetof(struct conf_pool, tcp_congestion), 0, 0, NULL,
+	  "(the system's)", false, 0, 0, NULL, NULL,
+	  "TCP congestion control of the connections to the servers (`cubic`, `reno`, `bbr`, ...: one "
+	  "the kernel has loaded). It governs the bytes fulcrum sends to them, such as uploads." },
 	{ "slow_start", KW_DURATION, offsetof(struct conf_pool, slow_start), 0, 0, "0ms", "0 (off)", false, 0,
 	  3600000, NULL, NULL, "A server that comes back (its checks pass again, or its ejection ends) "
 	  "gets its share of new traffic raised from 10% to 100% over this time. Not for maglev, whose "
@@ -1273,6 +1285,34 @@ static bool parse_statuses(struct conf_check *k)
 	return k->nstatus > 0;
 }
 
+/* A congestion control name is good when a TCP socket takes it, which is
+ * what every connection will do (root may load a module on first use; others
+ * are held to net.ipv4.tcp_allowed_congestion_control). */
+static void check_congestion(struct ctx *c, const char *name, struct conf_loc loc, const char *path)
+{
+	char avail[256] = "";
+	int fd, rc, e = 0;
+	if (!name)
+		return;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;  /* nothing to learn here; each connection will try */
+	rc = setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)strlen(name));
+	e = errno;
+	close(fd);
+	if (rc == 0)
+		return;
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_congestion_control", "r");
+	if (f) {
+		if (!fgets(avail, sizeof(avail), f))
+			avail[0] = '\0';
+		avail[strcspn(avail, "\n")] = '\0';
+		fclose(f);
+	}
+	err(c, loc, path, "congestion control \"%s\" cannot be used (%s); this kernel has: %s", name,
+	    strerror(e), avail[0] ? avail : "(unknown)");
+}
+
 static void check_health(struct ctx *c, struct conf_pool *p, const char *path)
 {
 	struct conf_check *k = &p->check;
@@ -1368,6 +1408,7 @@ static void check_pools(struct ctx *c, struct config *cfg)
 			warn(c, p->tls.loc, sub(path, "tls", kp), "TLS settings are ignored without "
 			     "`enabled: true`");
 		check_health(c, p, path);
+		check_congestion(c, p->tcp_congestion, p->loc, sub(path, "tcp_congestion", kp));
 		if (p->hash_key && !((strncmp(p->hash_key, "header:", 7) == 0 && p->hash_key[7]) ||
 				     (strncmp(p->hash_key, "cookie:", 7) == 0 && p->hash_key[7])))
 			err(c, p->loc, sub(path, "hash_key", kp), "\"%s\" is not a hash key; write "
@@ -1644,6 +1685,7 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 				err(c, l->name_loc, sub(path, "name", kp), "duplicate listener name \"%s\" (first defined at "
 				    "line %d); listener names must be unique", l->name,
 				    cfg->listeners[j].name_loc.line);
+		check_congestion(c, l->tcp_congestion, l->loc, sub(path, "tcp_congestion", kp));
 		if (!proto_available(l->protocol))
 			err(c, l->protocol_loc, sub(path, "protocol", kp), "protocol %s is not available in this version of "
 			    "fulcrum; use tcp, ssl, http or https", conf_proto_name(l->protocol));
@@ -1756,6 +1798,7 @@ void conf_free(struct config *cfg)
 		struct conf_listener *l = &cfg->listeners[i];
 		free(l->name);
 		free(l->pool_name);
+		free(l->tcp_congestion);
 		for (size_t b = 0; b < l->nbinds; b++)
 			free_addr(&l->binds[b]);
 		free(l->binds);
@@ -1818,6 +1861,7 @@ void conf_free(struct config *cfg)
 		free(p->name);
 		free(p->sticky.cookie);
 		free(p->hash_key);
+		free(p->tcp_congestion);
 		tls_client_free(p->tls.rt);
 		free(p->on_change);
 		free(p->check.address);

@@ -119,6 +119,7 @@ struct conf_pool {
 		struct conf_loc loc;     /* line 0: not given */
 	} passive;
 	char *on_change;             /* on_change.exec: command run on each server state change */
+	char *tcp_congestion;        /* congestion control toward the servers; NULL: the system's */
 	struct conf_loc loc, name_loc, protocol_loc;
 };
 
@@ -255,6 +256,7 @@ struct conf_listener {
 	uint64_t max_connections;    /* 0: only the global limit */
 	uint64_t backlog;
 	int forwarding;              /* enum fwd_mode */
+	char *tcp_congestion;        /* congestion control toward the clients; NULL: the system's */
 	struct conf_timeouts timeouts;
 	struct conf_limits limits;
 	struct conf_route *routes;   /* http: the pool key adds a last catch-all route */

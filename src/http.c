@@ -1175,6 +1175,7 @@ static void start_connect(struct hcli *h)
 		cli_run(h);
 		return;
 	}
+	sock_congestion(fd, h->pool->conf->tcp_congestion);
 	rc = sock_connect(w->loop, &b->s.io, (struct sockaddr *)&srv->addr, srv->addrlen);
 	if (rc < 0 && rc != FL_AGAIN) {
 		connect_failed(h, -rc);

@@ -1,7 +1,10 @@
 #include "sock.h"
+#include "log.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <errno.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -26,6 +29,14 @@ int sock_connect(struct loop *l, struct loop_io *io, const struct sockaddr *sa, 
 	if (loop_add(l, io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0)
 		return -errno;
 	return rc == 0 ? 0 : FL_AGAIN;
+}
+
+void sock_congestion(int fd, const char *name)
+{
+	static _Atomic uint64_t last;
+	if (name && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)strlen(name)) < 0 &&
+	    log_ratelimit(&last, 1000))
+		log_warn("cannot set congestion control %s: %s", name, strerror(errno));
 }
 
 void sock_nodelay(int fd)

@@ -21,5 +21,8 @@ int sock_connect(struct loop *l, struct loop_io *io, const struct sockaddr *sa, 
 /* Turn off Nagle's algorithm (accepted sockets inherit it from their
  * listening socket on Linux, so it is set there once). */
 void sock_nodelay(int fd);
+/* Set the socket's TCP congestion control when name is not NULL (a failure
+ * is logged at most once a second: the name was checked at config load). */
+void sock_congestion(int fd, const char *name);
 
 #endif

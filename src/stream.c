@@ -279,6 +279,7 @@ static void connect_next(struct stream *s)
 	}
 	s->be.x.io.fd = fd;
 	s->be.x.io.fn = on_backend;
+	sock_congestion(fd, s->pool->conf->tcp_congestion);
 	rc = sock_connect(w->loop, &s->be.x.io, (struct sockaddr *)&srv->addr, srv->addrlen);
 	if (rc < 0 && rc != FL_AGAIN) {
 		connect_failed(s, -rc);

@@ -50,7 +50,8 @@ static int listen_socket(const struct conf_listener *c, const struct conf_addr *
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, backlog) < 0)
 		goto fail;
-	sock_nodelay(fd);  /* inherited by every accepted socket */
+	sock_nodelay(fd);  /* inherited by every accepted socket, */
+	sock_congestion(fd, c->tcp_congestion);  /* and so is this */
 	if (client_speaks_first(c)) {
 		int secs = DEFER_ACCEPT_S;
 		setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));

@@ -807,3 +807,25 @@ def dead_address():
 def port():
     """A free port on 127.0.0.1."""
     return free_port()
+
+
+def socket_ccs(port):
+    """{(local, peer): congestion control} of the established TCP sockets
+    with `port` at either end, from `ss -ti`."""
+    out = subprocess.run(["ss", "-tinH", "state", "established",
+                          f"( sport = :{port} or dport = :{port} )"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    ccs, key = {}, None
+    for line in out.splitlines():
+        if not line[:1].isspace():
+            f = line.split()
+            key = (f[-2], f[-1])
+        elif key:
+            ccs[key] = line.split()[0]
+            key = None
+    return ccs
+
+
+def available_ccs():
+    with open("/proc/sys/net/ipv4/tcp_available_congestion_control") as f:
+        return f.read().split()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import fmt_addr, free_port
+from conftest import fmt_addr, free_port, socket_ccs
 from http_helpers import (Resp, build, client, http_backend, http_config, wait_records)
 
 
@@ -579,3 +579,13 @@ def test_pool_max_idle_bounds_the_idle_connections(fulcrum, backend, connect, po
     time.sleep(0.5)
     closed = [conn.eof.is_set() for conn in conns]
     assert sorted(closed) == [False, True], closed
+
+
+def test_pool_tcp_congestion_applies_to_server_connections(fulcrum, backend, connect, port):
+    a = http_backend(backend, "A")
+    fulcrum(http_config(port, {"p": [a]}, pool_kw={"p": {"tcp_congestion": "reno"}}))
+    c = client(connect, port)
+    assert c.request("GET", "/").status == 200
+    ccs = socket_ccs(int(a.address.rsplit(":", 1)[1]))
+    to_server = [cc for (local, peer), cc in ccs.items() if peer == a.address]
+    assert to_server == ["reno"], ccs

@@ -3,11 +3,12 @@ IPv6, half-close in both directions, least_connections, source_hash and
 maglev, weight 0 and backup servers."""
 
 import socket
+import subprocess
 
 import pytest
 
-from conftest import (MiB, Payload, echo, fmt_addr, free_port, recv_all, recv_exact,
-                      recv_line, simple_config)
+from conftest import (MiB, Payload, echo, fmt_addr, free_port, fulcrum_bin, recv_all,
+                      recv_exact, recv_line, simple_config, socket_ccs, available_ccs, to_yaml)
 
 
 def ask_name(connect, port, host="127.0.0.1", source=None, clients=None):
@@ -273,3 +274,41 @@ def test_random_two_prefers_the_less_loaded(fulcrum, backend, connect, port):
         assert ask_name(connect, port) == other
         f.wait_access(31 + i)
     held.close()
+
+
+# --------------------------------------------------------------------------
+# congestion control
+
+def test_tcp_congestion_applies_to_each_side(fulcrum, backend, connect, port):
+    """A listener's tcp_congestion is used by its accepted connections and a
+    pool's by the connections to its servers; everything else keeps the
+    system's."""
+    with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
+        system = f.read().strip()
+    assert "reno" in available_ccs()  # always built in
+    to_servers = next((c for c in available_ccs() if c not in ("reno", system)), "reno")
+    a = backend("A", handler=echo)
+    fulcrum(simple_config([a], port, workers=1, listener_kw={"tcp_congestion": "reno"},
+                          pool_kw={"tcp_congestion": to_servers}))
+    s = connect(port)
+    s.sendall(b"ping\n")
+    assert recv_exact(s, 5) == b"ping\n"
+    client_side = socket_ccs(port)
+    server_side = socket_ccs(a.port)
+    mine = fmt_addr(*s.getsockname()[:2])
+    assert client_side[(fmt_addr("127.0.0.1", port), mine)] == "reno", client_side
+    assert client_side[(mine, fmt_addr("127.0.0.1", port))] == system, client_side
+    fulcrum_to_server = [cc for (local, peer), cc in server_side.items()
+                         if peer == fmt_addr("127.0.0.1", a.port)]
+    assert fulcrum_to_server == [to_servers], server_side
+
+
+def test_unknown_tcp_congestion_is_a_config_error(tmp_path, port):
+    path = tmp_path / "cc.yaml"
+    path.write_text(to_yaml(simple_config(["127.0.0.1:9"], port,
+                                          pool_kw={"tcp_congestion": "nosuch"})) + "\n")
+    r = subprocess.run([fulcrum_bin(), "check", "-c", str(path)], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 1
+    assert 'pools[0].tcp_congestion: congestion control "nosuch" cannot be used' in r.stderr, r.stderr
+    assert "reno" in r.stderr.split("this kernel has:")[1], r.stderr
