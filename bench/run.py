@@ -54,6 +54,14 @@ FULCRUM = ROOT / "build" / "fulcrum"
 CONTENDERS = ["direct", "fulcrum", "haproxy", "nginx"]
 PROXIES = ["fulcrum", "haproxy", "nginx"]
 LABEL = {"direct": "direct", "fulcrum": "fulcrum", "haproxy": "HAProxy", "nginx": "NGINX"}
+# Scenario C also runs fulcrum with `tcp_congestion: cubic` on the pool toward
+# the iperf3 server (another listener of the same fulcrum process): it shows
+# what that option does here. The goal rows are fulcrum's defaults.
+CC_VARIANT = "fulcrum-cc"
+CC_ALGO = "cubic"
+LABEL[CC_VARIANT] = f"fulcrum, `tcp_congestion: {CC_ALGO}` on the pool"
+PROCESS_OF = {CC_VARIANT: "fulcrum"}
+ALL_CONTENDERS = CONTENDERS + [CC_VARIANT]
 SCENARIOS = ["A", "B", "C", "D", "E", "F", "G", "H", "I"]
 TCP_SCENARIOS = ["A", "B", "C"]  # proxies in TCP mode (issue 2)
 HTTP_SCENARIOS = ["D", "E", "F"]  # proxies in HTTP mode (issue 3)
@@ -438,7 +446,8 @@ class Bench:
         self.procs = []
         self.proxy, self.hproxy, self.sproxy = {}, {}, {}  # TCP, HTTP and HTTPS mode
         self.iperf_server = None
-        self.results = {s: {c: [] for c in CONTENDERS} for s in SCENARIOS}
+        self.results = {s: {c: [] for c in ALL_CONTENDERS} for s in SCENARIOS}
+        self.cc_variant = False  # set by setup() when the kernel has CC_ALGO
         self.commands = {}  # (scenario, contender) -> command line
         self.notes = []
 
@@ -460,11 +469,18 @@ class Bench:
         self.fulcrum_id = fulcrum_identity()
         (self.http_backend, self.bulk_backend,
          f_http, f_bulk, h_http, h_bulk, n_http, n_bulk, f_web, h_web, n_web,
-         f_tls, h_tls, n_tls) = free_ports(14)
+         f_tls, h_tls, n_tls, f_bulk_cc) = free_ports(15)
         self.http_port = {"direct": self.http_backend, "fulcrum": f_http,
                           "haproxy": h_http, "nginx": n_http}
         self.bulk_port = {"direct": self.bulk_backend, "fulcrum": f_bulk,
-                          "haproxy": h_bulk, "nginx": n_bulk}
+                          "haproxy": h_bulk, "nginx": n_bulk, CC_VARIANT: f_bulk_cc}
+        try:
+            with open("/proc/sys/net/ipv4/tcp_available_congestion_control") as f:
+                self.cc_variant = CC_ALGO in f.read().split()
+            with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
+                self.system_cc = f.read().strip()
+        except OSError:
+            self.cc_variant, self.system_cc = False, "unknown"
         self.web_port = {"direct": self.http_backend, "fulcrum": f_web,
                          "haproxy": h_web, "nginx": n_web}
         self.tls_port = {"fulcrum": f_tls, "haproxy": h_tls, "nginx": n_tls}
@@ -484,7 +500,8 @@ class Bench:
             stream_module = find_stream_module()
             common = dict(dir=d, http_backend=self.http_backend, bulk_backend=self.bulk_backend)
             cfg_fulcrum = render("fulcrum.yaml", d / "fulcrum.yaml", http_listen=f_http,
-                                 bulk_listen=f_bulk, **common)
+                                 bulk_listen=f_bulk, bulk_cc_listen=f_bulk_cc,
+                                 bulk_cc_algo=CC_ALGO if self.cc_variant else "reno", **common)
             cfg_haproxy = render("haproxy.cfg", d / "haproxy.cfg", http_listen=h_http,
                                  bulk_listen=h_bulk, **common)
             cfg_nginx = render("nginx-stream.conf", d / "nginx-stream.conf", http_listen=n_http,
@@ -506,6 +523,7 @@ class Bench:
             }
             for name, p in self.proxy.items():
                 p.ports = [self.http_port[name], self.bulk_port[name]]
+            self.proxy["fulcrum"].ports.append(f_bulk_cc)
             self.procs += list(self.proxy.values())
 
         if self.http:
@@ -660,7 +678,7 @@ class Bench:
         config was refused."""
         if scenario in TLS_SCENARIOS:
             return [c for c in PROXIES if c in self.sproxy]
-        return CONTENDERS
+        return who(self, scenario)
 
     def check_configs(self, cfg_fulcrum, cfg_haproxy):
         r = subprocess.run([str(FULCRUM), "check", "-c", str(cfg_fulcrum)],
@@ -676,7 +694,7 @@ class Bench:
         """The proxy process under test in this scenario (None for direct)."""
         table = (self.hproxy if scenario in HTTP_SCENARIOS else
                  self.sproxy if scenario in TLS_SCENARIOS else self.proxy)
-        return table.get(contender)
+        return table.get(PROCESS_OF.get(contender, contender))
 
     def port_for(self, scenario, contender):
         if scenario == "C":
@@ -1008,8 +1026,8 @@ class Bench:
         if not scenarios:
             return
         for rnd in range(self.rounds):
-            k = rnd % len(CONTENDERS)
-            order = CONTENDERS[k:] + CONTENDERS[:k]
+            k = rnd % len(ALL_CONTENDERS)
+            order = ALL_CONTENDERS[k:] + ALL_CONTENDERS[:k]
             for s in scenarios:
                 for c in [c for c in order if c in self.contenders(s)]:
                     for attempt in range(1 + (F_REDO if s == "F" else 0)):
@@ -1205,11 +1223,17 @@ def usable(runs):
     return runs
 
 
+def who(b, sc):
+    """The rows of scenario sc: the contenders, plus the congestion-control
+    variant of fulcrum in C when it ran."""
+    return CONTENDERS + ([CC_VARIANT] if sc == "C" and b.cc_variant else [])
+
+
 def summarize(b):
     s = {}
     for sc in b.scenarios:
         s[sc] = {}
-        for c in CONTENDERS:
+        for c in who(b, sc):
             all_runs = b.results[sc][c]
             runs = usable(all_runs)
             d = {"n": sum(1 for r in all_runs if "error" not in r), "runs": len(all_runs),
@@ -1289,6 +1313,11 @@ def goals(s):
         br = ratio(s["C"]["fulcrum"]["mbps"], s["C"]["direct"]["mbps"])
         g.append((2, "C", f"bulk MB/s, fulcrum / direct ≥ {GOAL_BULK_VS_DIRECT:.2f}x", br,
                   met(br, GOAL_BULK_VS_DIRECT, True)))
+        if CC_VARIANT in s["C"]:
+            vr = ratio(s["C"][CC_VARIANT]["mbps"], s["C"]["direct"]["mbps"])
+            g.append((2, "C", f"bulk MB/s, fulcrum with `tcp_congestion: {CC_ALGO}` on the "
+                              f"pool / direct ≥ {GOAL_BULK_VS_DIRECT:.2f}x", vr,
+                      met(vr, GOAL_BULK_VS_DIRECT, True)))
     for sc in ("D", "E"):
         if sc not in s:
             continue
@@ -1701,12 +1730,16 @@ def sections(b, s, g):
     sc = "C"
     if sc in scen:
         w(f"iperf3, one TCP stream client → server for {b.duration} s; MB = 10⁶ bytes, "
-          f"received bytes / time at the server.")
+          f"received bytes / time at the server."
+          + (f" The last row is fulcrum with `tcp_congestion: {CC_ALGO}` on the pool toward "
+             f"the iperf3 server (another listener of the same process); every other "
+             f"connection uses the system's default congestion control, "
+             f"{b.system_cc}." if CC_VARIANT in s[sc] else ""))
         w("")
         w(f"| contender | MB/s | min – max | vs direct | proxy CPU per GB (user + sys, each a median) "
           f"| CPU {b.proxy_cpu} / CPU {b.load_cpu} busy |")
         w("|---|---:|---:|---:|---:|---:|")
-        for c in CONTENDERS:
+        for c in who(b, sc):
             d = s[sc][c]
             lo, hi = d["mbps_range"]
             rng = f"{lo:,.0f} – {hi:,.0f}" if lo is not None else "n/a"
@@ -1716,7 +1749,7 @@ def sections(b, s, g):
             fail = f" ({d['runs'] - d['n']} failed run(s))" if d["n"] < d["runs"] else ""
             w(f"| {LABEL[c]} | {mb}{fail} | {rng} | {fr(ratio(d['mbps'], s[sc]['direct']['mbps']))} "
               f"| {cpu} | {busy(d)} |")
-        left_out_note(sc, CONTENDERS)
+        left_out_note(sc, who(b, sc))
         w("")
         take(sc)
     for sc in ("D", "E"):
@@ -1793,8 +1826,8 @@ def observations(b, s):
         obs.append((",".join(x for x in TLS_SCENARIOS if x in scen),
                     f"fulcrum sat out scenarios {span([x for x in TLS_SCENARIOS if x in scen])}: "
                     f"{b.fulcrum_tls_skip}"))
-    for c in CONTENDERS:
-        for sc in scen:
+    for sc in scen:
+        for c in who(b, sc):
             for i, r in enumerate(b.results[sc][c]):
                 if "error" in r:
                     obs.append((sc, f"{sc} {LABEL[c]} round {i + 1}: {r['error']}"))
@@ -1819,9 +1852,9 @@ def observations(b, s):
         loads = [s[sc][c]["busy_load_cpu"] for c in b.contenders(sc) if c != "direct"
                  and s[sc][c]["busy_load_cpu"]]
         if loads and min(loads) >= 0.95:
-            who = ("tls_load + backend" if sc in HANDSHAKE_SCENARIOS else "wrk + backend")
+            load = ("tls_load + backend" if sc in HANDSHAKE_SCENARIOS else "wrk + backend")
             per = "handshake" if sc in HANDSHAKE_SCENARIOS else "request"
-            obs.append((sc, f"Scenario {sc}: CPU {b.load_cpu} ({who}) was ≥ 95% busy in the "
+            obs.append((sc, f"Scenario {sc}: CPU {b.load_cpu} ({load}) was ≥ 95% busy in the "
                             f"median run of every proxy, so {per}s/s there is bounded by the "
                             f"load side rather than by the proxy; compare proxies by CPU per "
                             f"{per} (and CPU {b.proxy_cpu} busy) as much as by {per}s/s."))
@@ -1871,7 +1904,7 @@ def observations(b, s):
                         + ", ".join(f"{LABEL[c]} {v:.0f}" for c, v in waits)
                         + ". A stall of the proxy, the backend or the load generator (or a "
                         "burst of load from other processes) shows up this way."))
-    fl = [(r["foreign_load"], sc, c, i) for sc in scen for c in CONTENDERS
+    fl = [(r["foreign_load"], sc, c, i) for sc in scen for c in who(b, sc)
           for i, r in enumerate(b.results[sc][c]) if r.get("foreign_load") is not None]
     if fl:
         worst = max(fl)
@@ -1888,7 +1921,7 @@ def observations(b, s):
                        else ".")))
     idle = {}
     for sc in scen:
-        for c in CONTENDERS:
+        for c in who(b, sc):
             for r in b.results[sc][c]:
                 for n, v in r.get("idle_proxy_cpu", {}).items():
                     if v > 0.02 * r["wall"]:
@@ -1997,7 +2030,7 @@ def run_record(b, s, g):
     and the rendered parts of the report that belong to each scenario."""
     scen = b.scenarios
     rid = f"{b.started:%Y-%m-%dT%H:%M:%S}Z"
-    fl_all = [r["foreign_load"] for sc in scen for c in CONTENDERS
+    fl_all = [r["foreign_load"] for sc in scen for c in who(b, sc)
               for r in b.results[sc][c] if r.get("foreign_load") is not None]
     n_bad = sum(1 for x in fl_all if x > 0.25)
     idle_bad = max(list(b.baseline.values()) + list(b.baseline_after.values())) > 0.25
@@ -2037,9 +2070,9 @@ def run_record(b, s, g):
                       if gsc == sc],
             "runs": [f"| {i + 1} | {sc} | {LABEL[c]} | {b.describe(sc, c, r)}"
                      + (" (left out of the medians)" if i in s[sc][c]["left_out"] else "") + " |"
-                     for c in CONTENDERS for i, r in enumerate(b.results[sc][c])],
+                     for c in who(b, sc) for i, r in enumerate(b.results[sc][c])],
             "commands": [f"# {sc} {LABEL[c]}: " + b.commands[(sc, c)]
-                         for c in CONTENDERS if (sc, c) in b.commands],
+                         for c in who(b, sc) if (sc, c) in b.commands],
             "plot": plot,
             "summary": json.loads(json.dumps(s[sc], default=str)),
         }
