@@ -6,6 +6,8 @@ and 304 without a body, 1xx responses, Expect: 100-continue with curl,
 import hashlib
 import os
 import random
+import socket
+import struct
 import subprocess
 import time
 
@@ -223,6 +225,61 @@ def test_large_response_bodies_end_where_they_should(fulcrum, backend, connect, 
     # The path that carried the bodies: splice goes through pipes, which
     # fulcrum keeps for reuse; the buffer path opens none.
     assert (pipes_of(f.pid) > 0) == (forwarding == "auto")
+
+
+@pytest.mark.parametrize("forwarding", ["auto", "buffer"])
+def test_server_dying_mid_body_ends_only_that_client(fulcrum, backend, connect, port, forwarding):
+    """A server that closes 8 MiB into a 32 MiB body: the client gets those
+    8 MiB, then the close (a truncated body cannot be mended), the log says
+    why, and the next client is served."""
+    part = random.Random(9).randbytes(8 * MiB)
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {32 * MiB}\r\n\r\n".encode()
+
+    def respond(req):
+        if req.target == "/trunc":
+            return Resp(raw=head + part, close_after=True)
+        return Resp(200, b"fine")
+    a = http_backend(backend, "A", respond=respond)
+    f = fulcrum(http_config(port, {"p": [a]}, listener_kw={"forwarding": forwarding}))
+    c = client(connect, port, timeout=30)
+    c.send(build("GET", "/trunc"))
+    got = bytearray()
+    with pytest.raises(EOFError):
+        c.response(sink=got.extend)
+    assert bytes(got) == part, f"{len(got)} of {len(part)} bytes before the close"
+    rec = wait_records(f, 1)[0]
+    assert rec["cause"] == "server_closed", rec
+    r = client(connect, port).request("GET", "/next")
+    assert r.status == 200 and r.body == b"fine", r
+
+
+@pytest.mark.parametrize("forwarding", ["auto", "buffer"])
+def test_client_leaving_mid_download_costs_no_other_client(fulcrum, backend, connect, port,
+                                                           forwarding):
+    big = Payload(32 * MiB, seed=31)
+    a = http_backend(backend, "A", respond=Resp(200, payload=big))
+    f = fulcrum(http_config(port, {"p": [a]}, listener_kw={"forwarding": forwarding}))
+    for _ in range(3):
+        c = client(connect, port, timeout=30)
+        c.send(build("GET", "/big"))
+        while len(c.buf) < 1 * MiB and c._fill():
+            pass
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.sock.close()  # a reset, with most of the body still on its way
+    h = hashlib.sha256()
+    n = [0]
+
+    def sink(b):
+        h.update(b)
+        n[0] += len(b)
+    c = client(connect, port, timeout=30)
+    c.send(build("GET", "/big"))
+    r = c.response(sink=sink)
+    assert r.status == 200 and n[0] == big.total and h.hexdigest() == big.sha256(), r
+    recs = wait_records(f, 4)
+    assert [x["cause"] for x in recs[:3]] == ["client_reset"] * 3, recs
+    assert f.running()
+    assert pipes_of(f.pid) <= 4  # pipes that held bytes were closed, not kept
 
 
 def test_100_mib_upload_and_download(fulcrum, backend, connect, port):
