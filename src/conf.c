@@ -1782,114 +1782,87 @@ static void free_conds(struct conf_cond *v, size_t n)
 	free(v);
 }
 
-static void free_ops(struct conf_header_ops *o)
+/* Frees what the keyword table t parsed into the struct at base: strings,
+ * addresses, lists and maps, and nested sections and lists in turn. A key
+ * added to a table is freed with no further code. */
+static void free_fields(const struct kw_table *t, char *base)
 {
-	free_map(&o->set);
-	free_map(&o->add);
-	free_strs(&o->remove);
-	free(o->lines);
+	for (size_t i = 0; i < t->n; i++) {
+		const struct kw *k = &t->kw[i];
+		char *field = base + k->off;
+		switch (k->type) {
+		case KW_NAME:
+		case KW_STR:
+			free(*(char **)field);
+			break;
+		case KW_ADDR:
+			free_addr((struct conf_addr *)field);
+			break;
+		case KW_ADDRS: {
+			struct conf_addr *a = *(struct conf_addr **)field;
+			size_t n = *(size_t *)(base + k->count_off);
+			for (size_t j = 0; a && j < n; j++)
+				free_addr(&a[j]);
+			free(a);
+			break;
+		}
+		case KW_CIDRS:
+			free(((struct cidr_list *)field)->v);
+			break;
+		case KW_STRS:
+			free_strs((struct str_list *)field);
+			break;
+		case KW_MAP:
+			free_map((struct str_map *)field);
+			break;
+		case KW_SECTION:
+			free_fields(k->sub, field);
+			break;
+		case KW_LIST: {
+			char *items = *(char **)field;
+			size_t n = *(size_t *)(base + k->count_off);
+			for (size_t j = 0; items && j < n; j++)
+				free_fields(k->sub, items + j * k->sub->size);
+			free(items);
+			break;
+		}
+		default:
+			break;
+		}
+	}
 }
 
 void conf_free(struct config *cfg)
 {
 	if (!cfg)
 		return;
+	/* What was made from the keys at load; the keys' own values go last. */
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		struct conf_listener *l = &cfg->listeners[i];
-		free(l->name);
-		free(l->pool_name);
-		free(l->tcp_congestion);
-		for (size_t b = 0; b < l->nbinds; b++)
-			free_addr(&l->binds[b]);
-		free(l->binds);
-		free(l->allow.v);
-		free(l->deny.v);
-		free(l->trusted_proxies.v);
 		for (size_t r = 0; r < l->nroutes; r++) {
 			struct conf_route *rt = &l->routes[r];
-			free(rt->name);
-			free(rt->pool_name);
-			free(rt->match.host);
-			free(rt->match.sni);
-			free(rt->match.client_cert_subject);
 			if (rt->match.subject_re)
 				pcre2_code_free(rt->match.subject_re);
-			free(rt->match.path_prefix);
-			free(rt->match.path);
-			free_strs(&rt->match.methods);
-			free(rt->match.source.v);
-			free(rt->respond.body);
-			free(rt->respond.content_type);
-			free(rt->redirect.to);
-			free(rt->match.path_regex);
 			if (rt->match.path_re)
 				pcre2_code_free(rt->match.path_re);
 			free_conds(rt->match.headers, rt->match.header.n);
 			free_conds(rt->match.queries, rt->match.query.n);
-			free_map(&rt->match.header);
-			free_map(&rt->match.query);
-			for (size_t k = 0; k < rt->nsplit; k++)
-				free(rt->split[k].pool_name);
-			free(rt->split);
-			free(rt->rewrite_prefix);
-			free_ops(&rt->req_headers);
-			free_ops(&rt->resp_headers);
+			free(rt->req_headers.lines);
+			free(rt->resp_headers.lines);
 		}
-		free(l->routes);
-		free_map(&l->error_pages);
 		tls_server_unref(l->tls_rt);
-		for (size_t k = 0; k < l->tls.ncerts; k++) {
-			struct conf_cert *ct = &l->tls.certs[k];
-			free(ct->cert);
-			free(ct->key);
-			free(ct->chain);
-			free(ct->key_password_file);
-			free(ct->ocsp);
-		}
-		free(l->tls.certs);
-		free(l->tls.ciphers);
-		free(l->tls.ciphersuites);
-		free_strs(&l->tls.alpn);
-		free(l->tls.client_auth.ca);
-		free(l->tls.client_auth.crl);
 		for (size_t e = 0; e < ARRAY_LEN(l->pages); e++)
 			free(l->pages[e]);
 	}
-	free(cfg->listeners);
 	for (size_t i = 0; i < cfg->npools; i++) {
 		struct conf_pool *p = &cfg->pools[i];
-		free(p->name);
-		free(p->sticky.cookie);
-		free(p->hash_key);
-		free(p->tcp_congestion);
 		tls_client_free(p->tls.rt);
-		free(p->on_change);
-		free(p->check.address);
-		free(p->check.send);
-		free(p->check.expect);
-		free(p->check.method);
-		free(p->check.path);
-		free(p->check.host);
-		free_map(&p->check.headers);
-		free(p->check.expect_status);
-		free(p->check.expect_body);
 		free(p->check.send_bin);
 		free(p->check.expect_bin);
 		if (p->check.body_re)
 			pcre2_code_free(p->check.body_re);
-		free(p->tls.ca);
-		free(p->tls.server_name);
-		free(p->tls.cert);
-		free(p->tls.key);
-		free(p->tls.ciphers);
-		free(p->tls.ciphersuites);
-		for (size_t s = 0; s < p->nservers; s++)
-			free_addr(&p->servers[s].addr);
-		free(p->servers);
 	}
-	free(cfg->pools);
-	free(cfg->global.log.access);
-	free(cfg->global.log.error);
+	free_fields(&root_table, (char *)cfg);
 	free(cfg->path);
 	free(cfg);
 }
