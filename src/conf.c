@@ -542,8 +542,9 @@ static const struct kw listener_kw[] = {
 	{ "forwarding", KW_ENUM, offsetof(struct conf_listener, forwarding), 0, 0, "auto", NULL, false, 0, 0,
 	  fwd_names, NULL,
 	  "`auto` moves bytes with splice() between plain TCP sockets (zero copy): tcp streams and "
-	  "WebSocket tunnels once a read fills a buffer, and large HTTP response bodies (not chunked) "
-	  "likewise. `buffer` forces the user-space buffer path." },
+	  "WebSocket tunnels once a read fills a buffer, and likewise large HTTP bodies (uploads with "
+	  "a Content-Length, downloads that are not chunked). `buffer` forces the user-space buffer "
+	  "path." },
 	{ "timeouts", KW_SECTION, offsetof(struct conf_listener, timeouts), 0, 0, NULL, NULL, false, 0, 0,
 	  NULL, &timeouts_table, "See `listeners[].timeouts`." },
 	{ "tls", KW_SECTION, offsetof(struct conf_listener, tls), LOC(struct conf_listener, tls.loc), 0, NULL,

@@ -93,7 +93,9 @@ struct hcli {
 	bool ws;                       /* a WebSocket handshake */
 	bool dechunk;                  /* a chunked answer decoded for a 1.0 client */
 	bool bulk;                     /* a body read filled bin: splice from now on */
+	bool bulk_up;                  /* the same for the request body and cin */
 	struct fpipe *pipe;            /* response body bytes on their way by splice */
+	struct fpipe *up_pipe;         /* request body bytes on their way by splice */
 	int sticky_srv;                /* server named by the sticky cookie, or -1 */
 	bool set_cookie;               /* add the sticky cookie to the response */
 	char hkey[128];                /* hash key from a header or cookie */
@@ -195,13 +197,85 @@ static bool cli_out_empty(const struct hcli *h)
 	return (!h->cout || h->cout->head == h->cout->tail) && (!h->pipe || !h->pipe->fill);
 }
 
-/* A pipe is held only while a response body moves through it. */
+/* A pipe is held only while a body moves through it. */
 static void put_pipe(struct hcli *h)
 {
 	if (h->pipe) {
 		pipe_put(&h->w->bufs, h->pipe);
 		h->pipe = NULL;
 	}
+	if (h->up_pipe) {
+		pipe_put(&h->w->bufs, h->up_pipe);
+		h->up_pipe = NULL;
+	}
+}
+
+/* Move up to max bytes from the socket of x into the pipe *pp, taken from
+ * the worker's pool when NULL. Returns bytes moved, 0 at EOF, FL_AGAIN or
+ * -errno; *pp stays NULL when no pipe could be had (logged at most once a
+ * second), and the caller goes on with buffers. */
+static ssize_t splice_in(struct worker *w, struct xport *x, struct fpipe **pp, size_t max)
+{
+	int err = 0;
+	ssize_t n;
+
+	if (!x->can_read)
+		return FL_AGAIN;
+	if (!*pp && !(*pp = pipe_get(&w->bufs, &err))) {
+		static _Atomic uint64_t last;
+		if (log_ratelimit(&last, 1000))
+			log_warn("cannot create a pipe for splice: %s; using buffers", strerror(-err));
+		return err;
+	}
+	if (max > (*pp)->cap - (*pp)->fill)
+		max = (*pp)->cap - (*pp)->fill;
+	do
+		n = splice(x->io.fd, NULL, (*pp)->wr, NULL, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno != EAGAIN)
+			return -errno;
+		x->can_read = false;
+		return FL_AGAIN;
+	}
+	if (n == 0) {
+		x->eof = true;
+		x->can_read = false;
+		return 0;
+	}
+	(*pp)->fill += (uint32_t)n;
+	return n;
+}
+
+/* Move what the pipe holds to the socket of x. Returns bytes moved (0 when
+ * the pipe is empty), FL_AGAIN or -errno. */
+static ssize_t splice_out(struct fpipe *p, struct xport *x)
+{
+	ssize_t n;
+
+	if (!p || !p->fill)
+		return 0;
+	if (!x->can_write)
+		return FL_AGAIN;
+	do
+		n = splice(p->rd, NULL, x->io.fd, NULL, p->fill, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno != EAGAIN)
+			return -errno;
+		x->can_write = false;
+		return FL_AGAIN;
+	}
+	p->fill -= (uint32_t)n;
+	return n;
+}
+
+/* Whether the rest of this request body goes by splice(): as for response
+ * bodies (see splice_body), for a Content-Length body. */
+static bool splice_request_body(const struct hcli *h)
+{
+	return h->bulk_up && h->req_body == H1_BODY_LENGTH && h->l->splice && !h->c.tls &&
+	       !h->be->s.tls;
 }
 
 /* Set when an append did not fit. A head cut short could end in the middle
@@ -1208,10 +1282,39 @@ static bool pump_request(struct hcli *h)
 	while (!h->req_done) {
 		size_t avail = h->cin ? h->cin->tail - h->cin->head : 0;
 		size_t take = 0;
+		if (h->up_pipe && h->up_pipe->fill) {
+			n = splice_out(h->up_pipe, &b->s);
+			if (n == FL_AGAIN || n < 0)
+				return true;  /* a failure is seen as the server's by pump_response */
+			continue;
+		}
+		if (h->up_pipe && h->req_left == 0) {
+			h->req_done = true;  /* the last spliced bytes reached the server */
+			loop_timer_stop(h->w->loop, &h->t_cli);
+			break;
+		}
 		if (avail == 0) {
 			if (!h->cin)
 				h->cin = buf_get_large(&h->w->bufs);
-			n = read_into(&h->c, h->cin);
+			if (splice_request_body(h)) {
+				n = splice_in(h->w, &h->c, &h->up_pipe, (size_t)h->req_left);
+				if (!h->up_pipe) {
+					h->bulk_up = false;  /* no pipe: on with buffers */
+					continue;
+				}
+				if (n > 0) {
+					h->req_sent_body = true;
+					h->bytes_in += (uint64_t)n;
+					h->req_left -= (uint64_t)n;
+				}
+			} else {
+				h->cin->head = h->cin->tail = 0;
+				n = read_into(&h->c, h->cin);
+				/* A body read that fills the buffer: a large body, which
+				 * goes on by splice where both sides allow it. */
+				if (n == (ssize_t)h->cin->cap && h->req_body == H1_BODY_LENGTH)
+					h->bulk_up = true;
+			}
 			if (n == 0) {
 				cli_close(h, "client_closed_in_body");
 				return false;
@@ -1386,34 +1489,15 @@ static bool splice_body(const struct hcli *h)
  * be had. */
 static ssize_t splice_from_server(struct hcli *h)
 {
-	struct hsrv *b = h->be;
-	int err = 0;
-	ssize_t n;
+	size_t want = h->resp_body == H1_BODY_LENGTH ? (size_t)h->resp_left : SIZE_MAX;
+	ssize_t n = splice_in(h->w, &h->be->s, &h->pipe, want);
 
-	if (!b->s.can_read)
-		return FL_AGAIN;
-	if (!h->pipe && !(h->pipe = pipe_get(&h->w->bufs, &err))) {
-		static _Atomic uint64_t last;
-		if (log_ratelimit(&last, 1000))
-			log_warn("cannot create a pipe for splice: %s; using buffers", strerror(-err));
+	if (!h->pipe) {
 		h->bulk = false;
 		return 1;  /* progress of a kind: the caller loops and reads into bin */
 	}
-	size_t want = h->pipe->cap;
-	if (h->resp_body == H1_BODY_LENGTH && h->resp_left < want)
-		want = (size_t)h->resp_left;
-	n = splice(b->s.io.fd, NULL, h->pipe->wr, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	if (n < 0) {
-		if (errno == EAGAIN)
-			b->s.can_read = false;
-		return errno == EAGAIN || errno == EINTR ? FL_AGAIN : -errno;
-	}
-	if (n == 0) {
-		b->s.eof = true;
-		b->s.can_read = false;
-		return 0;
-	}
-	h->pipe->fill += (uint32_t)n;
+	if (n <= 0)
+		return n;
 	h->bytes_out += (uint64_t)n;
 	if (h->resp_body == H1_BODY_LENGTH) {
 		h->resp_left -= (uint64_t)n;
@@ -1448,21 +1532,13 @@ static bool pump_response(struct hcli *h)
 			continue;
 		}
 		if (!cout_has && h->pipe && h->pipe->fill) {
-			if (!h->c.can_write)
+			n = splice_out(h->pipe, &h->c);
+			if (n == FL_AGAIN)
 				return true;
-			n = splice(h->pipe->rd, NULL, h->c.io.fd, NULL, h->pipe->fill,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && errno == EAGAIN) {
-				h->c.can_write = false;
-				return true;
-			}
 			if (n < 0) {
 				cli_close(h, "client_reset");
 				return false;
 			}
-			h->pipe->fill -= (uint32_t)n;
 			continue;
 		}
 		if (h->resp_done)
@@ -1721,7 +1797,7 @@ static void reset_request(struct hcli *h)
 	h->srv_name = NULL;
 	h->cause = NULL;
 	h->req_sent_body = false;
-	h->resp_head_done = h->resp_done = h->dechunk = h->bulk = false;
+	h->resp_head_done = h->resp_done = h->dechunk = h->bulk = h->bulk_up = false;
 	memset(&h->scan, 0, sizeof(h->scan));
 }
 

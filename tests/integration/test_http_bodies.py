@@ -228,6 +228,45 @@ def test_large_response_bodies_end_where_they_should(fulcrum, backend, connect, 
 
 
 @pytest.mark.parametrize("forwarding", ["auto", "buffer"])
+def test_large_request_bodies_end_where_they_should(fulcrum, backend, connect, port, forwarding):
+    """Uploads (which `forwarding: auto` moves with splice once they are
+    large) reach the server whole and never a byte more: the next request
+    on the same connections is read as it was sent."""
+    up = Payload(32 * MiB + 5, seed=41)
+    a = http_backend(backend, "A", respond=lambda req: Resp(200, req.body_sha))
+    f = fulcrum(http_config(port, {"p": [a]}, listener_kw={"forwarding": forwarding}))
+    c = client(connect, port, timeout=30)
+    for i in range(2):
+        c.send(build("POST", f"/up{i}", headers=[("Content-Length", str(up.total))]))
+        sent, sha = send_payload(c.sock, up, limit=30)
+        r = c.response()
+        assert r.status == 200 and r.body.decode() == sha == up.sha256(), r
+        r = c.request("POST", "/small", body=b"abc")
+        assert r.status == 200 and r.body.decode() == hashlib.sha256(b"abc").hexdigest(), r
+    reqs = a.wait_requests(4)
+    assert [q.body_len for q in reqs] == [up.total, 3] * 2
+    assert a.accepted == 1, f"{a.accepted} server connections"
+    assert (pipes_of(f.pid) > 0) == (forwarding == "auto")
+
+
+@pytest.mark.parametrize("forwarding", ["auto", "buffer"])
+def test_client_leaving_mid_upload_costs_no_other_client(fulcrum, backend, connect, port,
+                                                         forwarding):
+    a = http_backend(backend, "A", respond=lambda req: Resp(200, req.body_sha))
+    f = fulcrum(http_config(port, {"p": [a]}, listener_kw={"forwarding": forwarding}))
+    c = client(connect, port, timeout=30)
+    c.send(build("POST", "/up", headers=[("Content-Length", str(32 * MiB))]))
+    c.send(random.Random(3).randbytes(8 * MiB))
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.sock.close()
+    rec = wait_records(f, 1)[0]
+    assert rec["cause"] in ("client_reset", "client_closed_in_body"), rec
+    r = client(connect, port).request("POST", "/next", body=b"xyz")
+    assert r.status == 200 and r.body.decode() == hashlib.sha256(b"xyz").hexdigest(), r
+    assert f.running()
+
+
+@pytest.mark.parametrize("forwarding", ["auto", "buffer"])
 def test_server_dying_mid_body_ends_only_that_client(fulcrum, backend, connect, port, forwarding):
     """A server that closes 8 MiB into a 32 MiB body: the client gets those
     8 MiB, then the close (a truncated body cannot be mended), the log says
