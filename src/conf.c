@@ -1180,7 +1180,6 @@ static bool same_addr(const struct conf_addr *a, const struct conf_addr *b)
 	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
-/* "listeners[0]" + "bind" -> "listeners[0].bind" in buf. */
 /* The header edits' set and add fields as the lines every message gets, so
  * that no request formats them again. */
 static void render_ops(struct conf_header_ops *o)
@@ -1200,6 +1199,7 @@ static void render_ops(struct conf_header_ops *o)
 							maps[k]->keys[i], maps[k]->vals[i]);
 }
 
+/* "listeners[0]" + "bind" -> "listeners[0].bind" in buf. */
 static const char *sub(const char *path, const char *key, char *buf)
 {
 	snprintf(buf, 96, "%s.%s", path, key);
