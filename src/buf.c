@@ -1,4 +1,7 @@
 #include "buf.h"
+#include "log.h"
+
+#include <errno.h>
 
 #include <fcntl.h>
 #include <string.h>
@@ -52,7 +55,7 @@ void buf_compact(struct buf *b)
 	b->head = 0;
 }
 
-struct fpipe *pipe_get(struct buf_pool *p, int *err)
+struct fpipe *pipe_get(struct buf_pool *p)
 {
 	struct fpipe *pp = p->pipes;
 	int fds[2];
@@ -63,7 +66,9 @@ struct fpipe *pipe_get(struct buf_pool *p, int *err)
 		return pp;
 	}
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
-		*err = -errno;
+		static _Atomic uint64_t last;
+		if (log_ratelimit(&last, 1000))
+			log_warn("cannot create a pipe for splice: %s; using buffers", strerror(errno));
 		return NULL;
 	}
 	pp = xcalloc(1, sizeof(*pp));

@@ -48,8 +48,9 @@ static inline uint32_t buf_room(const struct buf *b) { return b->cap - b->tail; 
 /* Move pending bytes to the front so that buf_room() is as large as it can be. */
 void buf_compact(struct buf *b);
 
-/* Take an empty pipe, or NULL with -errno in *err (EMFILE...). */
-struct fpipe *pipe_get(struct buf_pool *p, int *err);
+/* Take an empty pipe, or NULL when none can be made (EMFILE...; logged at
+ * most once a second): the caller goes on with buffers. */
+struct fpipe *pipe_get(struct buf_pool *p);
 /* Give back a pipe; a pipe that still holds bytes is closed, not pooled. */
 void pipe_put(struct buf_pool *p, struct fpipe *pp);
 

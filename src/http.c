@@ -31,7 +31,6 @@
 #include <pcre2.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <netinet/tcp.h>
@@ -208,66 +207,6 @@ static void put_pipe(struct hcli *h)
 		pipe_put(&h->w->bufs, h->up_pipe);
 		h->up_pipe = NULL;
 	}
-}
-
-/* Move up to max bytes from the socket of x into the pipe *pp, taken from
- * the worker's pool when NULL. Returns bytes moved, 0 at EOF, FL_AGAIN or
- * -errno; *pp stays NULL when no pipe could be had (logged at most once a
- * second), and the caller goes on with buffers. */
-static ssize_t splice_in(struct worker *w, struct xport *x, struct fpipe **pp, size_t max)
-{
-	int err = 0;
-	ssize_t n;
-
-	if (!x->can_read)
-		return FL_AGAIN;
-	if (!*pp && !(*pp = pipe_get(&w->bufs, &err))) {
-		static _Atomic uint64_t last;
-		if (log_ratelimit(&last, 1000))
-			log_warn("cannot create a pipe for splice: %s; using buffers", strerror(-err));
-		return err;
-	}
-	if (max > (*pp)->cap - (*pp)->fill)
-		max = (*pp)->cap - (*pp)->fill;
-	do
-		n = splice(x->io.fd, NULL, (*pp)->wr, NULL, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		if (errno != EAGAIN)
-			return -errno;
-		x->can_read = false;
-		return FL_AGAIN;
-	}
-	if (n == 0) {
-		x->eof = true;
-		x->can_read = false;
-		return 0;
-	}
-	(*pp)->fill += (uint32_t)n;
-	return n;
-}
-
-/* Move what the pipe holds to the socket of x. Returns bytes moved (0 when
- * the pipe is empty), FL_AGAIN or -errno. */
-static ssize_t splice_out(struct fpipe *p, struct xport *x)
-{
-	ssize_t n;
-
-	if (!p || !p->fill)
-		return 0;
-	if (!x->can_write)
-		return FL_AGAIN;
-	do
-		n = splice(p->rd, NULL, x->io.fd, NULL, p->fill, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		if (errno != EAGAIN)
-			return -errno;
-		x->can_write = false;
-		return FL_AGAIN;
-	}
-	p->fill -= (uint32_t)n;
-	return n;
 }
 
 /* Whether the rest of this request body goes by splice(): as for response
@@ -1283,7 +1222,7 @@ static bool pump_request(struct hcli *h)
 		size_t avail = h->cin ? h->cin->tail - h->cin->head : 0;
 		size_t take = 0;
 		if (h->up_pipe && h->up_pipe->fill) {
-			n = splice_out(h->up_pipe, &b->s);
+			n = xport_splice_out(&b->s, h->up_pipe);
 			if (n == FL_AGAIN || n < 0)
 				return true;  /* a failure is seen as the server's by pump_response */
 			continue;
@@ -1297,11 +1236,11 @@ static bool pump_request(struct hcli *h)
 			if (!h->cin)
 				h->cin = buf_get_large(&h->w->bufs);
 			if (splice_request_body(h)) {
-				n = splice_in(h->w, &h->c, &h->up_pipe, (size_t)h->req_left);
-				if (!h->up_pipe) {
+				if (!h->up_pipe && !(h->up_pipe = pipe_get(&h->w->bufs))) {
 					h->bulk_up = false;  /* no pipe: on with buffers */
 					continue;
 				}
+				n = xport_splice_in(&h->c, h->up_pipe, (size_t)h->req_left);
 				if (n > 0) {
 					h->req_sent_body = true;
 					h->bytes_in += (uint64_t)n;
@@ -1490,11 +1429,16 @@ static bool splice_body(const struct hcli *h)
 static ssize_t splice_from_server(struct hcli *h)
 {
 	size_t want = h->resp_body == H1_BODY_LENGTH ? (size_t)h->resp_left : SIZE_MAX;
-	ssize_t n = splice_in(h->w, &h->be->s, &h->pipe, want);
+	ssize_t n;
 
-	if (!h->pipe) {
+	if (!h->pipe && !(h->pipe = pipe_get(&h->w->bufs))) {
 		h->bulk = false;
 		return 1;  /* progress of a kind: the caller loops and reads into bin */
+	}
+	n = xport_splice_in(&h->be->s, h->pipe, want);
+	if (n == 0) {
+		h->be->s.eof = true;
+		h->be->s.can_read = false;
 	}
 	if (n <= 0)
 		return n;
@@ -1532,7 +1476,7 @@ static bool pump_response(struct hcli *h)
 			continue;
 		}
 		if (!cout_has && h->pipe && h->pipe->fill) {
-			n = splice_out(h->pipe, &h->c);
+			n = xport_splice_out(&h->c, h->pipe);
 			if (n == FL_AGAIN)
 				return true;
 			if (n < 0) {

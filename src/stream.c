@@ -616,26 +616,18 @@ static int move_splice(struct stream *s, struct side *src, struct side *dst, str
 {
 	struct buf_pool *bp = &s->w->bufs;
 	size_t budget = TURN_BUDGET;
-	int rc = MOVE_IDLE, perr = 0;
+	int rc = MOVE_IDLE;
 	ssize_t n;
 
 	while (!d->done) {
 		if (d->pipe && d->pipe->fill) {
-			if (!dst->x.can_write)
+			n = xport_splice_out(&dst->x, d->pipe);
+			if (n == FL_AGAIN)
 				break;
-			n = splice(d->pipe->rd, NULL, dst->x.io.fd, NULL, d->pipe->fill,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n < 0) {
-				if (errno == EAGAIN) {
-					dst->x.can_write = false;
-					break;
-				}
-				if (errno == EINTR)
-					continue;
 				fail_side(s, dst);
 				return MOVE_PROGRESS;
 			}
-			d->pipe->fill -= (uint32_t)n;
 			d->bytes += (uint64_t)n;
 			dst->active = true;
 			rc = MOVE_PROGRESS;
@@ -649,26 +641,15 @@ static int move_splice(struct stream *s, struct side *src, struct side *dst, str
 			break;
 		if (budget == 0)
 			return MOVE_BUDGET;
-		if (!d->pipe && !(d->pipe = pipe_get(bp, &perr))) {
-			static _Atomic uint64_t last;
-			if (log_ratelimit(&last, 1000))
-				log_warn("cannot create a pipe for splice: %s; using buffers",
-					 strerror(-perr));
+		if (!d->pipe && !(d->pipe = pipe_get(bp))) {
 			d->bulk = false;
 			d->no_splice = true;
 			return move_buffer(s, src, dst, d);
 		}
 		/* The pipe is empty here, so EAGAIN can only mean the socket is. */
-		n = splice(src->x.io.fd, NULL, d->pipe->wr, NULL, d->pipe->cap,
-			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n < 0 && errno == EAGAIN)
-			src->x.can_read = false;
-		if (n < 0)
-			n = errno == EAGAIN || errno == EINTR ? FL_AGAIN : -errno;
-		if (read_result(s, src, n, &budget)) {
-			d->pipe->fill += (uint32_t)n;
+		n = xport_splice_in(&src->x, d->pipe, d->pipe->cap);
+		if (read_result(s, src, n, &budget))
 			rc = MOVE_PROGRESS;
-		}
 	}
 	if (d->pipe && d->pipe->fill == 0) {
 		pipe_put(bp, d->pipe);

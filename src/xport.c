@@ -1,8 +1,11 @@
 #include "xport.h"
 #include "addr.h"
+#include "buf.h"
 #include "log.h"
 #include "worker.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,6 +87,44 @@ ssize_t xport_send(struct xport *x, const void *p, size_t n)
 	if (r == FL_AGAIN)
 		tls_wait(x, want, false);
 	return r;
+}
+
+ssize_t xport_splice_in(struct xport *x, struct fpipe *p, size_t max)
+{
+	ssize_t n;
+	if (!x->can_read)
+		return FL_AGAIN;
+	if (max > p->cap - p->fill)
+		max = p->cap - p->fill;
+	do
+		n = splice(x->io.fd, NULL, p->wr, NULL, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno != EAGAIN)
+			return -errno;
+		x->can_read = false;
+		return FL_AGAIN;
+	}
+	p->fill += (uint32_t)n;
+	return n;
+}
+
+ssize_t xport_splice_out(struct xport *x, struct fpipe *p)
+{
+	ssize_t n;
+	if (!x->can_write)
+		return FL_AGAIN;
+	do
+		n = splice(p->rd, NULL, x->io.fd, NULL, p->fill, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno != EAGAIN)
+			return -errno;
+		x->can_write = false;
+		return FL_AGAIN;
+	}
+	p->fill -= (uint32_t)n;
+	return n;
 }
 
 void xport_shutdown_wr(struct xport *x)

@@ -30,6 +30,14 @@ void xport_note(struct xport *x, uint32_t ev);
 ssize_t xport_recv(struct xport *x, void *p, size_t n);
 /* Write up to n bytes: a positive count, FL_AGAIN, or -errno. */
 ssize_t xport_send(struct xport *x, const void *p, size_t n);
+struct fpipe;
+/* splice() between a plain TCP socket and a pipe, with the returns of
+ * xport_recv and xport_send: bytes moved (0: the end), FL_AGAIN (can_read
+ * or can_write cleared), or -errno. _in moves at most max bytes and no more
+ * than the pipe has room for; _out empties what it can of the pipe. Both
+ * keep p->fill. */
+ssize_t xport_splice_in(struct xport *x, struct fpipe *p, size_t max);
+ssize_t xport_splice_out(struct xport *x, struct fpipe *p);
 /* Stop sending: close_notify on TLS, then the TCP FIN. */
 void xport_shutdown_wr(struct xport *x);
 struct worker;
