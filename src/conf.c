@@ -72,6 +72,7 @@ static const char *const proto_names[] = { "tcp", "ssl", "udp", "http", "https",
 static const char *const level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const format_names[] = { "text", "json", NULL };
 static const char *const fwd_names[] = { "auto", "buffer", NULL };
+static const char *const us_names[] = { "pass", "drop", "reject", NULL };
 static const char *const tls_version_names[] = { "1.2", "1.3", NULL };
 static const char *const server_state_names[] = { "up", "drain", "maintenance", NULL };
 static const char *const all_down_names[] = { "fail", "spread", NULL };
@@ -525,6 +526,13 @@ static const struct kw listener_kw[] = {
 	  "to; from anyone else it is replaced." },
 	{ "forwarded", KW_BOOL, offsetof(struct conf_listener, forwarded), 0, 0, "false", NULL, false, 0, 0,
 	  NULL, NULL, "http: also add an RFC 7239 `Forwarded` field." },
+	{ "underscore_fields", KW_ENUM, offsetof(struct conf_listener, underscore_fields), 0, 0, "pass",
+	  NULL, false, 0, 0, us_names, NULL,
+	  "http: request fields whose names contain `_`, which CGI-style servers (PHP, WSGI, Rack) "
+	  "cannot tell from the same name with `-`: `pass` them on, `drop` them, or `reject` the "
+	  "request with 400. Whatever the setting, a field that would pass for one fulcrum sets or "
+	  "controls (`X_Forwarded_For`, `X_Client_Cert_Subject`, `Content_Length`, a route's `set`, "
+	  "`add` or `remove` fields) is dropped." },
 	{ "error_pages", KW_MAP, offsetof(struct conf_listener, error_pages), 0, 0, NULL, NULL, false, 0, 0,
 	  NULL, NULL, "http: replace the body of the errors fulcrum generates, by status: "
 	  "`{503: ./503.html}` (read at startup; paths relative to the working directory)." },

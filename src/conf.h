@@ -14,6 +14,8 @@
 
 enum proto { PROTO_TCP = 0, PROTO_SSL, PROTO_UDP, PROTO_HTTP, PROTO_HTTPS };
 enum fwd_mode { FWD_AUTO = 0, FWD_BUFFER };
+/* Request fields whose names contain '_' (listeners[].underscore_fields). */
+enum us_mode { US_PASS = 0, US_DROP, US_REJECT };
 
 struct conf_loc {
 	int line, col;      /* 1-based; 0 when the value came from a default */
@@ -256,6 +258,7 @@ struct conf_listener {
 	uint64_t max_connections;    /* 0: only the global limit */
 	uint64_t backlog;
 	int forwarding;              /* enum fwd_mode */
+	int underscore_fields;       /* enum us_mode */
 	char *tcp_congestion;        /* congestion control toward the clients; NULL: the system's */
 	struct conf_timeouts timeouts;
 	struct conf_limits limits;

@@ -51,6 +51,7 @@ enum {
 	H1_F_ABSOLUTE_FORM = 1 << 6,    /* request-target in absolute-form */
 	H1_F_WS_KEY = 1 << 7,           /* Sec-WebSocket-Key present */
 	H1_F_WS_VERSION = 1 << 8,       /* Sec-WebSocket-Version present */
+	H1_F_UNDERSCORE = 1 << 9,       /* a field name contains '_' */
 };
 
 struct h1_msg {

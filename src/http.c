@@ -700,6 +700,55 @@ static bool in_map(const struct str_map *mp, const char *n, size_t len)
 	return false;
 }
 
+static char lower_dash(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return (char)(c + 32);
+	return c == '_' ? '-' : c;
+}
+
+/* Whether field name A reads as B (or, with PREFIX, starts with B and goes
+ * on) once case is ignored and '_' is taken for '-', as CGI-style servers
+ * do when they turn fields into HTTP_* variables. */
+static bool reads_as(const char *a, size_t alen, const char *b, bool prefix)
+{
+	size_t blen = strlen(b);
+	if (prefix ? alen <= blen : alen != blen)
+		return false;
+	for (size_t i = 0; i < blen; i++)
+		if (lower_dash(a[i]) != lower_dash(b[i]))
+			return false;
+	return true;
+}
+
+static bool reads_as_any(const char *a, size_t alen, char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (reads_as(a, alen, names[i], false))
+			return true;
+	return false;
+}
+
+/* A field name with '_' that a CGI-style server would take for a field
+ * fulcrum sets or controls: the framing fields, the forwarding and client
+ * certificate fields, and the fields the route sets, adds or removes. A
+ * client must not get X_Forwarded_For past fulcrum as HTTP_X_FORWARDED_FOR. */
+static bool poses_as_own_field(const struct h1_field *f, const struct conf_header_ops *o)
+{
+	static const char *const own[] = {
+		"host", "content-length", "transfer-encoding", "connection", "forwarded",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(own); i++)
+		if (reads_as(f->name, f->name_len, own[i], false))
+			return true;
+	if (reads_as(f->name, f->name_len, "x-forwarded-", true) ||
+	    reads_as(f->name, f->name_len, "x-client-cert-", true))
+		return true;
+	return o && (reads_as_any(f->name, f->name_len, o->set.keys, o->set.n) ||
+		     reads_as_any(f->name, f->name_len, o->add.keys, o->add.n) ||
+		     reads_as_any(f->name, f->name_len, o->remove.v, o->remove.n));
+}
+
 /* Whether a route's header edits drop this field. */
 static bool ops_drop(const struct conf_header_ops *o, const struct h1_field *f)
 {
@@ -759,6 +808,12 @@ static bool build_request(struct hcli *h, const struct h1_msg *m)
 		 * HTTP/1.1 the server would honour it. */
 		if (m->version == 10 && ieq(f->name, f->name_len, "expect"))
 			continue;
+		if ((m->flags & H1_F_UNDERSCORE) && memchr(f->name, '_', f->name_len) &&
+		    (lc->underscore_fields == US_DROP || poses_as_own_field(f, ops))) {
+			log_debug("listener %s: field %.*s dropped (underscore in its name)", lc->name,
+				  (int)f->name_len, f->name);
+			continue;
+		}
 		if (!is_forwarding_field(f) && ops_drop(ops, f))
 			continue;
 		if (!trusted && is_client_cert_field(f))
@@ -1796,6 +1851,11 @@ static bool read_head(struct hcli *h)
 			}
 			rc = h1_parse_request(h->cin->data + h->cin->head, h->cin->tail - h->cin->head,
 					      &h->scan, &lim, m, &why);
+			if (rc > 0 && (m->flags & H1_F_UNDERSCORE) &&
+			    lc->underscore_fields == US_REJECT) {
+				rc = -400;
+				why = "underscore in a field name (underscore_fields: reject)";
+			}
 			if (rc > 0) {
 				ctr_add(&lctr(h)->requests, 1);
 				handle_request(h, m, rc);

@@ -147,6 +147,66 @@ def test_x_forwarded_port_is_the_port_the_client_connected_to(fulcrum, backend, 
 
 
 # --------------------------------------------------------------------------
+# field names with underscores (CGI-style servers read '_' as '-')
+
+SPOOFS = [("X_Forwarded_For", "6.6.6.6"), ("x_forwarded_proto", "https"),
+          ("X-Forwarded_Host", "evil.example"), ("X_Client_Cert_Subject", "CN=admin"),
+          ("X_Client_Cert_Verify", "SUCCESS"), ("Content_Length", "99"),
+          ("Transfer_Encoding", "chunked"), ("X_Route", "client-value"), ("X_Secret", "s")]
+HEADER_ROUTE = [{"request_headers": {"set": {"X-Route": "api"}, "remove": ["X-Secret"]},
+                 "pool": "p"}]
+
+
+def test_underscore_fields_posing_as_fulcrums_own_are_dropped(fulcrum, backend, connect, port):
+    """By default fields with '_' pass, but not one that a CGI-style server
+    (HTTP_X_FORWARDED_FOR) would take for a field fulcrum sets or controls:
+    forwarding and client-certificate fields, framing, the route's edits."""
+    a = http_backend(backend, "A")
+    fulcrum(http_config(port, {"p": [a]}, routes=HEADER_ROUTE))
+    c = client(connect, port)
+    r = c.request("GET", "/", headers=SPOOFS + [("api_key", "k1"), ("X_Custom", "c")])
+    assert r.status == 200, r
+    got = a.wait_requests(1)[0]
+    names = got.headers.names()
+    for spoof, _ in SPOOFS:
+        assert spoof.lower() not in names, got
+    assert got.headers.all("api_key") == ["k1"] and got.headers.all("x_custom") == ["c"], got
+    assert got.headers.all("x-forwarded-for") == ["127.0.0.1"], got
+    assert got.headers.all("x-route") == ["api"], got
+    assert got.body == b"" and got.framing_headers() == [], got
+    assert c.request("GET", "/again").status == 200
+
+
+def test_underscore_fields_drop(fulcrum, backend, connect, port):
+    a = http_backend(backend, "A")
+    fulcrum(http_config(port, {"p": [a]}, listener_kw={"underscore_fields": "drop"}))
+    c = client(connect, port)
+    assert c.request("GET", "/", headers=[("api_key", "k1"), ("X-Plain", "p"),
+                                          ("X_Custom", "c")]).status == 200
+    got = a.wait_requests(1)[0]
+    assert "api_key" not in got.headers.names() and "x_custom" not in got.headers.names(), got
+    assert got.headers.all("x-plain") == ["p"], got
+
+
+def test_underscore_fields_reject(fulcrum, backend, connect, port):
+    """reject: 400 and close, logged, the server sees nothing; requests
+    without '_' in their field names (values may have it) pass."""
+    a = http_backend(backend, "A")
+    f = fulcrum(http_config(port, {"p": [a]}, listener_kw={"underscore_fields": "reject"}))
+    c = client(connect, port)
+    r = c.request("GET", "/", headers=[("api_key", "k1")])
+    assert r.status == 400 and r.closes, r
+    assert c.closed()
+    rec = wait_records(f, 1)[0]
+    assert int(rec["status"]) == 400, rec
+    assert a.accepted == 0 and not a.received_anything()
+    c2 = client(connect, port)
+    assert c2.request("GET", "/ok_path", headers=[("X-Key", "a_b")]).status == 200
+    got = a.wait_requests(1)[0]
+    assert got.target == "/ok_path" and got.headers.all("x-key") == ["a_b"], got
+
+
+# --------------------------------------------------------------------------
 # keep-alive, pooling, pipelining
 
 def test_1000_requests_over_one_client_connection_use_one_server_connection(

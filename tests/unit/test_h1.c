@@ -707,6 +707,23 @@ static void test_expect(void **state)
 	assert_false(msg.flags & H1_F_EXPECT_CONTINUE);
 }
 
+/* A field name with '_' is a valid token: accepted, and flagged so the proxy
+ * can apply underscore_fields without scanning every name itself. */
+static void test_underscore_flag(void **state)
+{
+	(void)state;
+	REQ_OK("GET / HTTP/1.1\r\nHost: a\r\nX-Key: a_b\r\n\r\n");
+	assert_false(msg.flags & H1_F_UNDERSCORE);
+	REQ_OK("GET / HTTP/1.1\r\nHost: a\r\napi_key: 1\r\n\r\n");
+	assert_true(msg.flags & H1_F_UNDERSCORE);
+	assert_int_equal(msg.fields[1].name_len, 7);
+	REQ_OK("GET / HTTP/1.1\r\n_: 1\r\nHost: a\r\nX__Y_: 2\r\n\r\n");
+	assert_true(msg.flags & H1_F_UNDERSCORE);
+	assert_int_equal(msg.fields[0].name_len, 1);
+	assert_int_equal(msg.fields[2].name_len, 5);
+	REQ_BAD("GET / HTTP/1.1\r\nHost: a\r\nX_ Y: 1\r\n\r\n", -400);
+}
+
 /* ---- limits ------------------------------------------------------------- */
 
 /* A request whose request line is exactly `line_len` bytes (without CRLF). */
@@ -1478,6 +1495,7 @@ int main(void)
 		T(test_websocket_upgrade),
 		T(test_upgrade_not_websocket),
 		T(test_expect),
+		T(test_underscore_flag),
 		T(test_request_line_limit),
 		T(test_head_limit),
 		T(test_field_count_limit),
