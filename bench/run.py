@@ -1960,8 +1960,10 @@ def setup_bullets(b):
                     f"`worker_processes 1`, and `keepalive_requests` raised on both sides (NGINX "
                     f"otherwise closes every connection after 1,000 requests; the others have no such "
                     f"limit). fulcrum adds `X-Forwarded-For`, `-Proto`, `-Host` and `-Port` to every "
-                    f"request (it cannot be turned off); HAProxy and NGINX are not configured to add "
-                    f"any. wrk, the paced load generator and the NGINX backend are pinned to "
+                    f"request, and HAProxy (`option forwardfor`, `http-request set-header` for the "
+                    f"other three) and NGINX (`proxy_set_header`) are configured to add the same "
+                    f"four, so that the backend gets the same request from each (also in G–I). "
+                    f"wrk, the paced load generator and the NGINX backend are pinned to "
                     f"CPU {b.load_cpu}."))
     if b.tls:
         out.append((",".join(TLS_SCENARIOS),
