@@ -543,7 +543,8 @@ static const struct kw listener_kw[] = {
 	  "counts once its first bytes arrive." },
 	{ "backlog", KW_UINT, offsetof(struct conf_listener, backlog), 0, 0, "511", NULL, false, 1, 65535,
 	  NULL, NULL, "Kernel accept queue length." },
-	{ "tcp_congestion", KW_STR, offsetof(struct conf_listener, tcp_congestion), 0, 0, NULL,
+	{ "tcp_congestion", KW_STR, offsetof(struct conf_listener, tcp_congestion),
+	  LOC(struct conf_listener, tcp_congestion_loc), 0, NULL,
 	  "(the system's)", false, 0, 0, NULL, NULL,
 	  "TCP congestion control of the accepted connections (`cubic`, `reno`, `bbr`, ...: one the "
 	  "kernel has loaded). It governs the bytes fulcrum sends to the clients, such as downloads." },
@@ -623,7 +624,8 @@ static const struct kw pool_kw[] = {
 	  &keepalive_table, "See `pools[].keepalive`." },
 	{ "sticky", KW_SECTION, offsetof(struct conf_pool, sticky), 0, 0, NULL, NULL, false, 0, 0, NULL,
 	  &sticky_table, "See `pools[].sticky`." },
-	{ "hash_key", KW_STR, offsetof(struct conf_pool, hash_key), 0, 0, NULL, "(client address)", false, 0,
+	{ "hash_key", KW_STR, offsetof(struct conf_pool, hash_key), LOC(struct conf_pool, hash_key_loc), 0,
+	  NULL, "(client address)", false, 0,
 	  0, NULL, NULL, "http: what `source_hash` and `maglev` hash: `header:X-User` or `cookie:NAME`; "
 	  "when the request lacks it, the client address." },
 	{ "servers", KW_LIST, offsetof(struct conf_pool, servers), 0, offsetof(struct conf_pool, nservers),
@@ -638,7 +640,8 @@ static const struct kw pool_kw[] = {
 	  "When every server fails its checks: `fail` refuses (503, or the connection is closed); "
 	  "`spread` sends to all of them anyway, as cloud load balancers do (drained and maintenance "
 	  "servers excepted)." },
-	{ "tcp_congestion", KW_STR, offsetof(struct conf_pool, tcp_congestion), 0, 0, NULL,
+	{ "tcp_congestion", KW_STR, offsetof(struct conf_pool, tcp_congestion),
+	  LOC(struct conf_pool, tcp_congestion_loc), 0, NULL,
 	  "(the system's)", false, 0, 0, NULL, NULL,
 	  "TCP congestion control of the connections to the servers (`cubic`, `reno`, `bbr`, ...: one "
 	  "the kernel has loaded). It governs the bytes fulcrum sends to them, such as uploads." },
@@ -1417,10 +1420,11 @@ static void check_pools(struct ctx *c, struct config *cfg)
 			warn(c, p->tls.loc, sub(path, "tls", kp), "TLS settings are ignored without "
 			     "`enabled: true`");
 		check_health(c, p, path);
-		check_congestion(c, p->tcp_congestion, p->loc, sub(path, "tcp_congestion", kp));
+		check_congestion(c, p->tcp_congestion, p->tcp_congestion_loc,
+				 sub(path, "tcp_congestion", kp));
 		if (p->hash_key && !((strncmp(p->hash_key, "header:", 7) == 0 && p->hash_key[7]) ||
 				     (strncmp(p->hash_key, "cookie:", 7) == 0 && p->hash_key[7])))
-			err(c, p->loc, sub(path, "hash_key", kp), "\"%s\" is not a hash key; write "
+			err(c, p->hash_key_loc, sub(path, "hash_key", kp), "\"%s\" is not a hash key; write "
 			    "header:NAME or cookie:NAME", p->hash_key);
 	}
 }
@@ -1694,7 +1698,8 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 				err(c, l->name_loc, sub(path, "name", kp), "duplicate listener name \"%s\" (first defined at "
 				    "line %d); listener names must be unique", l->name,
 				    cfg->listeners[j].name_loc.line);
-		check_congestion(c, l->tcp_congestion, l->loc, sub(path, "tcp_congestion", kp));
+		check_congestion(c, l->tcp_congestion, l->tcp_congestion_loc,
+				 sub(path, "tcp_congestion", kp));
 		if (!proto_available(l->protocol))
 			err(c, l->protocol_loc, sub(path, "protocol", kp), "protocol %s is not available in this version of "
 			    "fulcrum; use tcp, ssl, http or https", conf_proto_name(l->protocol));

@@ -122,7 +122,7 @@ struct conf_pool {
 	} passive;
 	char *on_change;             /* on_change.exec: command run on each server state change */
 	char *tcp_congestion;        /* congestion control toward the servers; NULL: the system's */
-	struct conf_loc loc, name_loc, protocol_loc;
+	struct conf_loc loc, name_loc, protocol_loc, hash_key_loc, tcp_congestion_loc;
 };
 
 struct conf_timeouts {
@@ -260,6 +260,7 @@ struct conf_listener {
 	int forwarding;              /* enum fwd_mode */
 	int underscore_fields;       /* enum us_mode */
 	char *tcp_congestion;        /* congestion control toward the clients; NULL: the system's */
+	struct conf_loc tcp_congestion_loc;
 	struct conf_timeouts timeouts;
 	struct conf_limits limits;
 	struct conf_route *routes;   /* http: the pool key adds a last catch-all route */

@@ -2,6 +2,7 @@
 IPv6, half-close in both directions, least_connections, source_hash and
 maglev, weight 0 and backup servers."""
 
+import re
 import socket
 import subprocess
 
@@ -311,4 +312,8 @@ def test_unknown_tcp_congestion_is_a_config_error(tmp_path, port):
                        timeout=10)
     assert r.returncode == 1
     assert 'pools[0].tcp_congestion: congestion control "nosuch" cannot be used' in r.stderr, r.stderr
+    # The error points at the key's own line, not at the pool's.
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1)
+                if "tcp_congestion" in t)
+    assert re.search(rf":{line}:\d+: pools\[0\]\.tcp_congestion:", r.stderr), r.stderr
     assert "reno" in r.stderr.split("this kernel has:")[1], r.stderr
