@@ -5,9 +5,10 @@ Runs on loopback only, in one go: every contender in every round (rotated
 order), medians over the rounds. Writes docs/benchmarks.md and a plot
 (PNG with matplotlib when it is installed, otherwise a stdlib SVG).
 Scenarios A-C put the proxies in TCP mode, D-F in HTTP mode, G-I terminate
-TLS (HTTPS) in front of the same HTTP backend.
+TLS (HTTPS) in front of the same HTTP backend, and J downloads a large body
+through the HTTP-mode proxies.
 
-    /usr/bin/python3 bench/run.py [--scenarios A,B,C,D,E,F,G,H,I] [--rounds N]
+    /usr/bin/python3 bench/run.py [--scenarios A,B,C,D,E,F,G,H,I,J] [--rounds N]
                                   [--duration S] [--http-duration S]
                                   [--tls-duration S] [--quick] [--out PATH]
                                   [--keep] [--fresh]
@@ -62,10 +63,14 @@ CC_ALGO = "cubic"
 LABEL[CC_VARIANT] = f"fulcrum, `tcp_congestion: {CC_ALGO}` on the pool"
 PROCESS_OF = {CC_VARIANT: "fulcrum"}
 ALL_CONTENDERS = CONTENDERS + [CC_VARIANT]
-SCENARIOS = ["A", "B", "C", "D", "E", "F", "G", "H", "I"]
+SCENARIOS = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"]
 TCP_SCENARIOS = ["A", "B", "C"]  # proxies in TCP mode (issue 2)
 HTTP_SCENARIOS = ["D", "E", "F"]  # proxies in HTTP mode (issue 3)
 TLS_SCENARIOS = ["G", "H", "I"]  # HTTPS: TLS terminated at the proxy (issue 4)
+BODY_SCENARIOS = ["J"]  # large HTTP bodies through the HTTP-mode proxies (no goal)
+HTTP_MODE = HTTP_SCENARIOS + BODY_SCENARIOS  # the scenarios of the HTTP-mode proxies
+BULK_SCENARIOS = ["C", "J"]  # figures per GB moved
+J_BYTES = 2 * 1024 ** 3  # the body scenario J downloads (a sparse file at the backend)
 HANDSHAKE_SCENARIOS = ["G", "H"]  # bench/tls_load.c, a new connection per request
 CLOSE_SCENARIOS = ["B", "E"]  # wrk -H 'Connection: close'
 SCENARIO_TITLE = {
@@ -78,6 +83,7 @@ SCENARIO_TITLE = {
     "G": "Scenario G: HTTPS, full TLS handshake per request",
     "H": "Scenario H: HTTPS, resumed TLS handshake per request",
     "I": "Scenario I: HTTPS keep-alive",
+    "J": "Scenario J: large HTTP download through the proxy",
 }
 WRK_CONNECTIONS = 50
 GOAL_RPS_VS_HAPROXY = 1.10
@@ -426,7 +432,7 @@ class Bench:
         self.http_duration = args.http_duration
         self.scenarios = args.scenarios
         self.tcp = any(sc in TCP_SCENARIOS for sc in self.scenarios)
-        self.http = any(sc in HTTP_SCENARIOS for sc in self.scenarios)
+        self.http = any(sc in HTTP_MODE for sc in self.scenarios)
         self.tls = any(sc in TLS_SCENARIOS for sc in self.scenarios)
         self.tls_duration = args.tls_duration
         self.fulcrum_tls_skip = None  # why fulcrum sits out G-I (its https config was refused)
@@ -457,6 +463,8 @@ class Bench:
         tools = ["wrk", "haproxy", "nginx", "taskset"]
         if "C" in self.scenarios:
             tools.append("iperf3")
+        if "J" in self.scenarios:
+            tools.append("curl")
         if self.http or self.tls:
             tools.append("gcc")
         if self.tls:
@@ -547,6 +555,14 @@ class Bench:
             for name, p in self.hproxy.items():
                 p.ports = [self.web_port[name]]
             self.procs += list(self.hproxy.values())
+            if "J" in self.scenarios:
+                # Sparse: the backend's sendfile() reads zero pages, no disk.
+                # NGINX's worker (user nobody when run as root) must reach it.
+                os.chmod(d, 0o711)
+                (d / "www").mkdir(mode=0o755)
+                with open(d / "www" / "big.bin", "wb") as f:
+                    f.truncate(J_BYTES)
+                os.chmod(d / "www" / "big.bin", 0o644)
             self.build_parser_bench()
             if "F" in self.scenarios:
                 self.paced_load = d / "paced_load"
@@ -692,14 +708,14 @@ class Bench:
 
     def proxy_for(self, scenario, contender):
         """The proxy process under test in this scenario (None for direct)."""
-        table = (self.hproxy if scenario in HTTP_SCENARIOS else
+        table = (self.hproxy if scenario in HTTP_MODE else
                  self.sproxy if scenario in TLS_SCENARIOS else self.proxy)
         return table.get(PROCESS_OF.get(contender, contender))
 
     def port_for(self, scenario, contender):
         if scenario == "C":
             return self.bulk_port[contender]
-        if scenario in HTTP_SCENARIOS:
+        if scenario in HTTP_MODE:
             return self.web_port[contender]
         if scenario in TLS_SCENARIOS:
             return self.tls_port[contender]
@@ -753,6 +769,11 @@ class Bench:
                 "-d", str(duration), "-c", str(F_CONNECTIONS), "-w", f"{F_WARMUP:g}",
                 "-t", f"{F_DRAIN:g}"]
 
+    def curl_cmd(self, contender):
+        return ["taskset", "-c", self.load_cpu, "curl", "-sS", "-o", "/dev/null", "-w",
+                "%{http_code} %{size_download} %{time_total}",
+                f"http://127.0.0.1:{self.port_for('J', contender)}/big.bin"]
+
     def scenario_duration(self, scenario):
         if scenario in TLS_SCENARIOS:
             return self.tls_duration
@@ -771,6 +792,8 @@ class Bench:
         env = None
         if scenario == "C":
             argv = self.iperf_cmd(contender, duration)
+        elif scenario == "J":
+            argv = self.curl_cmd(contender)
         elif scenario == "F":
             argv = self.paced_cmd(contender, duration, rate)
             limit += F_WARMUP + F_DRAIN
@@ -831,6 +854,18 @@ class Bench:
                 res["seconds"] = recv["seconds"]
                 res["mbps"] = recv["bits_per_second"] / 8 / 1e6
                 res["retransmits"] = j["end"].get("sum_sent", {}).get("retransmits")
+        elif scenario == "J":
+            try:
+                code, size, secs = r.stdout.split()
+                size, secs = int(size), float(secs)
+            except ValueError:
+                code, size, secs = "?", 0, 0.0
+            if r.returncode != 0 or code != "200" or size != J_BYTES or secs <= 0:
+                res["error"] = (f"curl exit {r.returncode}, status {code}, {size} of "
+                                f"{J_BYTES} bytes: {r.stderr.strip()[-200:]}")
+            else:
+                res["bytes"], res["seconds"] = size, secs
+                res["mbps"] = size / secs / 1e6
         elif scenario in HANDSHAKE_SCENARIOS:
             if r.returncode != 0:
                 res["error"] = f"tls_load exit {r.returncode}: {r.stderr.strip()[-300:]}"
@@ -879,14 +914,14 @@ class Bench:
                     res["cpu_user"], res["cpu_sys"] = (res["window_cpu_user"],
                                                        res["window_cpu_sys"])
                 res["cpu"] = res["cpu_user"] + res["cpu_sys"]
-                if scenario != "C" and res.get("requests"):
+                if scenario not in BULK_SCENARIOS and res.get("requests"):
                     # F: every answered request (warm-up and priming included)
                     # fell in the CPU window, not only the recorded ones
                     n = (res["completed"] + F_CONNECTIONS if scenario == "F"
                          else res["requests"])
                     res["cpu_per_req"] = res["cpu"] / n
                     res["user_per_req"], res["sys_per_req"] = res["cpu_user"] / n, res["cpu_sys"] / n
-                if scenario == "C" and res.get("bytes"):
+                if scenario in BULK_SCENARIOS and res.get("bytes"):
                     gb = res["bytes"] / 1e9
                     res["cpu_per_gb"] = res["cpu"] / gb
                     res["user_per_gb"], res["sys_per_gb"] = res["cpu_user"] / gb, res["cpu_sys"] / gb
@@ -952,7 +987,7 @@ class Bench:
             errs = {k: v for k, v in res.get("errors", {}).items() if v}
             if errs:
                 parts.append(f"errors {errs}")
-        elif scenario == "C":
+        elif scenario in BULK_SCENARIOS:
             parts.append(f"{res['mbps']:9.1f} MB/s")
             if "cpu_per_gb" in res:
                 parts.append(f"proxy CPU {res['cpu_per_gb']:.3f} s/GB "
@@ -1241,7 +1276,7 @@ def summarize(b):
             for k in ("busy_proxy_cpu", "busy_load_cpu", "user_per_req", "sys_per_req",
                       "user_per_gb", "sys_per_gb"):
                 d[k] = med(runs, k)
-            if sc == "C":
+            if sc in BULK_SCENARIOS:
                 d["mbps"] = med(runs, "mbps")
                 d["mbps_range"] = spread(runs, "mbps")
                 d["cpu_per_gb"] = med(runs, "cpu_per_gb")
@@ -1615,6 +1650,30 @@ def sections(b, s, g):
             w("**The contenders did not all negotiate the same TLS parameters:** " + "; ".join(
                 f"{', '.join(who)}: {' '.join(k)}" for k, who in seen.items()) + ".")
 
+    def bulk_table(sc, peer_cpu):
+        """MB/s and CPU per GB (C, J); peer_cpu adds the CPU against the
+        better peer."""
+        best = min((x for x in (s[sc][p]["cpu_per_gb"] for p in PROXIES if p in s[sc])
+                    if x is not None), default=None)
+        w(f"| contender | MB/s | min – max | vs direct | proxy CPU per GB (user + sys, each a median) "
+          + ("| CPU vs better peer " if peer_cpu else "")
+          + f"| CPU {b.proxy_cpu} / CPU {b.load_cpu} busy |")
+        w("|---|---:|---:|---:|---:|" + ("---:|" if peer_cpu else "") + "---:|")
+        for c in who(b, sc):
+            d = s[sc][c]
+            lo, hi = d["mbps_range"]
+            rng = f"{lo:,.0f} – {hi:,.0f}" if lo is not None else "n/a"
+            cpu = (f"{d['cpu_per_gb']:.3f} s ({d['user_per_gb']:.3f} + {d['sys_per_gb']:.3f})"
+                   if d["cpu_per_gb"] is not None else "–")
+            mb = f"{d['mbps']:,.0f}" if d["mbps"] is not None else "n/a"
+            fail = f" ({d['runs'] - d['n']} failed run(s))" if d["n"] < d["runs"] else ""
+            vs = (f"| {fr(ratio(d['cpu_per_gb'], best)) if d['cpu_per_gb'] is not None else '–'} "
+                  if peer_cpu else "")
+            w(f"| {LABEL[c]} | {mb}{fail} | {rng} | {fr(ratio(d['mbps'], s[sc]['direct']['mbps']))} "
+              f"| {cpu} {vs}| {busy(d)} |")
+        left_out_note(sc, who(b, sc))
+        w("")
+
     def wrk_table(sc):
         close = " `-H 'Connection: close'`" if sc in CLOSE_SCENARIOS else ""
         dur = b.scenario_duration(sc)
@@ -1736,21 +1795,7 @@ def sections(b, s, g):
              f"connection uses the system's default congestion control, "
              f"{b.system_cc}." if CC_VARIANT in s[sc] else ""))
         w("")
-        w(f"| contender | MB/s | min – max | vs direct | proxy CPU per GB (user + sys, each a median) "
-          f"| CPU {b.proxy_cpu} / CPU {b.load_cpu} busy |")
-        w("|---|---:|---:|---:|---:|---:|")
-        for c in who(b, sc):
-            d = s[sc][c]
-            lo, hi = d["mbps_range"]
-            rng = f"{lo:,.0f} – {hi:,.0f}" if lo is not None else "n/a"
-            cpu = (f"{d['cpu_per_gb']:.3f} s ({d['user_per_gb']:.3f} + {d['sys_per_gb']:.3f})"
-                   if d["cpu_per_gb"] is not None else "–")
-            mb = f"{d['mbps']:,.0f}" if d["mbps"] is not None else "n/a"
-            fail = f" ({d['runs'] - d['n']} failed run(s))" if d["n"] < d["runs"] else ""
-            w(f"| {LABEL[c]} | {mb}{fail} | {rng} | {fr(ratio(d['mbps'], s[sc]['direct']['mbps']))} "
-              f"| {cpu} | {busy(d)} |")
-        left_out_note(sc, who(b, sc))
-        w("")
+        bulk_table(sc, peer_cpu=False)
         take(sc)
     for sc in ("D", "E"):
         if sc in scen:
@@ -1790,6 +1835,19 @@ def sections(b, s, g):
         if sc in scen:
             handshake_table(sc)
             take(sc)
+    sc = "J"
+    if sc in scen:
+        w(f"curl (one process) downloads a {J_BYTES / 2 ** 30:.0f} GiB body (`/big.bin`, sent by "
+          f"the NGINX backend with sendfile()) once per run, through the HTTP-mode proxies of "
+          f"D–F and directly; MB = 10⁶ bytes, the bytes over curl's total time. Each proxy "
+          f"runs its defaults for bodies: fulcrum `forwarding: auto` (the body moves by "
+          f"splice() once a read fills a buffer), HAProxy without `option splice-response`, "
+          f"NGINX with `proxy_buffering on`. No issue sets a goal here. The direct row is no "
+          f"upper bound: without a proxy, curl and the backend share CPU {b.load_cpu} alone, "
+          f"while through a proxy the work is spread over both CPUs.")
+        w("")
+        bulk_table(sc, peer_cpu=True)
+        take(sc)
     if "I" in scen:
         wrk_table("I")
         take("I")
@@ -1951,8 +2009,8 @@ def setup_bullets(b):
                     f"`taskset -c {b.proxy_cpu}`. wrk, iperf3 (client and server) and the NGINX HTTP "
                     f"backend are pinned to CPU {b.load_cpu}."))
     if b.http:
-        out.append((",".join(HTTP_SCENARIOS),
-                    f"HTTP scenarios (D–F): separate proxy processes in HTTP mode, one worker each, "
+        out.append((",".join(HTTP_MODE),
+                    f"HTTP scenarios (D–F, J): separate proxy processes in HTTP mode, one worker each, "
                     f"no access log, pinned with `taskset -c {b.proxy_cpu}`: fulcrum with an `http` "
                     f"listener and an `http` pool (`keepalive: {{max_idle: 64}}`); HAProxy `mode http`, "
                     f"`http-reuse always`, `nbthread 1`; NGINX `proxy_pass` to an upstream with "
@@ -2000,7 +2058,7 @@ def setup_bullets(b):
                     "the sum of the worker processes) read before and after the load run, divided by "
                     "the requests wrk completed (A, B, D, E, I), by every request answered in the run, "
                     "warm-up included (F), by the handshakes of the recorded window (G, H), or by the "
-                    "gigabytes moved (C). Softirq work of "
+                    "gigabytes moved (C, J). Softirq work of "
                     "the loopback path is charged to whichever process was running, so these figures "
                     "include part of the kernel's TCP processing; the user + sys split shows how much "
                     "is the proxy's own code."))
@@ -2024,6 +2082,8 @@ def durations_text(b):
     if b.tls:
         parts.append(f"{b.tls_duration} s per run (HTTPS scenarios G–I; G and H after "
                      f"{TLS_WARMUP:g} s of warm-up)")
+    if "J" in b.scenarios:
+        parts.append(f"one {J_BYTES / 2 ** 30:.0f} GiB download per run (J)")
     return ", ".join(parts)
 
 
@@ -2362,7 +2422,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), metavar="LIST",
                     help="comma-separated scenarios to run (default all: "
-                         f"{','.join(SCENARIOS)}): A-C TCP mode, D-F HTTP mode, G-I HTTPS")
+                         f"{','.join(SCENARIOS)}): A-C TCP mode, D-F HTTP mode, G-I HTTPS, "
+                         f"J a large HTTP download")
     ap.add_argument("--duration", type=int, default=8,
                     help="seconds per wrk / iperf3 run of scenarios A-C (default 8)")
     ap.add_argument("--http-duration", type=int, default=5,
