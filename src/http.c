@@ -209,6 +209,17 @@ static void put_pipe(struct hcli *h)
 	}
 }
 
+/* A pipe for a body going by splice(): the one in *P, or a new one. When
+ * none can be had (pipe_get logs it) the body goes on with buffers: *BULK
+ * is cleared and false returned. */
+static bool have_pipe(struct hcli *h, struct fpipe **p, bool *bulk)
+{
+	if (*p || (*p = pipe_get(&h->w->bufs)))
+		return true;
+	*bulk = false;
+	return false;
+}
+
 /* Whether the rest of this request body goes by splice(): as for response
  * bodies (see splice_body), for a Content-Length body. */
 static bool splice_request_body(const struct hcli *h)
@@ -1290,11 +1301,7 @@ static bool pump_request(struct hcli *h)
 		if (avail == 0) {
 			if (!h->cin)
 				h->cin = buf_get_large(&h->w->bufs);
-			if (splice_request_body(h)) {
-				if (!h->up_pipe && !(h->up_pipe = pipe_get(&h->w->bufs))) {
-					h->bulk_up = false;  /* no pipe: on with buffers */
-					continue;
-				}
+			if (splice_request_body(h) && have_pipe(h, &h->up_pipe, &h->bulk_up)) {
 				n = xport_splice_in(&h->c, h->up_pipe, (size_t)h->req_left);
 				if (n > 0) {
 					h->req_sent_body = true;
@@ -1477,20 +1484,13 @@ static bool splice_body(const struct hcli *h)
 	       !h->be->s.tls && (h->resp_body == H1_BODY_LENGTH || h->resp_body == H1_BODY_CLOSE);
 }
 
-/* Move body bytes from the server socket into the (empty) pipe, never past
- * the body's end. Returns bytes moved, 0 at EOF, FL_AGAIN or -errno; falls
- * back to the buffer path (FL_AGAIN is not returned then) when no pipe can
- * be had. */
+/* Move body bytes from the server socket into the (empty) pipe h->pipe,
+ * never past the body's end. Returns bytes moved, 0 at EOF, FL_AGAIN or
+ * -errno. */
 static ssize_t splice_from_server(struct hcli *h)
 {
 	size_t want = h->resp_body == H1_BODY_LENGTH ? (size_t)h->resp_left : SIZE_MAX;
-	ssize_t n;
-
-	if (!h->pipe && !(h->pipe = pipe_get(&h->w->bufs))) {
-		h->bulk = false;
-		return 1;  /* progress of a kind: the caller loops and reads into bin */
-	}
-	n = xport_splice_in(&h->be->s, h->pipe, want);
+	ssize_t n = xport_splice_in(&h->be->s, h->pipe, want);
 	if (n == 0) {
 		h->be->s.eof = true;
 		h->be->s.can_read = false;
@@ -1544,7 +1544,8 @@ static bool pump_response(struct hcli *h)
 			return true;
 		if (!h->bin)
 			h->bin = buf_get_large(&h->w->bufs);
-		if (h->bin->head == h->bin->tail && !cout_has && splice_body(h)) {
+		if (h->bin->head == h->bin->tail && !cout_has && splice_body(h) &&
+		    have_pipe(h, &h->pipe, &h->bulk)) {
 			n = splice_from_server(h);
 			if (n == FL_AGAIN)
 				return true;

@@ -6,6 +6,7 @@ and 304 without a body, 1xx responses, Expect: 100-continue with curl,
 import hashlib
 import os
 import random
+import resource
 import socket
 import struct
 import subprocess
@@ -247,6 +248,42 @@ def test_large_request_bodies_end_where_they_should(fulcrum, backend, connect, p
     assert [q.body_len for q in reqs] == [up.total, 3] * 2
     assert a.accepted == 1, f"{a.accepted} server connections"
     assert (pipes_of(f.pid) > 0) == (forwarding == "auto")
+
+
+def test_large_bodies_go_on_with_buffers_when_no_pipe_can_be_had(fulcrum, backend, connect,
+                                                                 port):
+    """A pipe costs two descriptors. When fulcrum has none left, large bodies
+    in both directions still arrive whole, over the buffer path, and the
+    failure is logged (once a second at most)."""
+    big = Payload(8 * MiB + 3, seed=17)
+    up = Payload(8 * MiB + 5, seed=19)
+
+    def respond(req):
+        return Resp(200, payload=big) if req.target == "/big" else Resp(200, req.body_sha)
+    a = http_backend(backend, "A", respond=respond)
+    f = fulcrum(http_config(port, {"p": [a]}))
+    c = client(connect, port, timeout=30)
+    assert c.request("GET", "/first").status == 200   # both connections are open now
+    # One descriptor left: pipe2() fails with EMFILE.
+    nfds = len(os.listdir(f"/proc/{f.pid}/fd"))
+    hard = resource.prlimit(f.pid, resource.RLIMIT_NOFILE)[1]
+    resource.prlimit(f.pid, resource.RLIMIT_NOFILE, (nfds + 1, hard))
+    h = hashlib.sha256()
+    n = [0]
+
+    def sink(b):
+        h.update(b)
+        n[0] += len(b)
+    c.send(build("GET", "/big"))
+    r = c.response(sink=sink)
+    assert r.status == 200 and n[0] == big.total and h.hexdigest() == big.sha256(), r
+    c.send(build("POST", "/up", headers=[("Content-Length", str(up.total))]))
+    sent, sha = send_payload(c.sock, up, limit=30)
+    r = c.response()
+    assert r.status == 200 and r.body.decode() == sha == up.sha256(), r
+    assert pipes_of(f.pid) == 0
+    assert a.accepted == 1, f"{a.accepted} server connections"
+    assert "cannot create a pipe for splice" in f.error_log(), f.error_log()
 
 
 @pytest.mark.parametrize("forwarding", ["auto", "buffer"])
