@@ -3,6 +3,7 @@
  * Every problem is collected (never stop at the first) as
  * "FILE:LINE:COL: key.path: what is wrong; what to write instead". */
 #include "conf.h"
+#include "sock.h"
 #include "tls.h"
 #include "util.h"
 
@@ -17,7 +18,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1303,14 +1303,13 @@ static bool parse_statuses(struct conf_check *k)
 static void check_congestion(struct ctx *c, const char *name, struct conf_loc loc, const char *path)
 {
 	char avail[256] = "";
-	int fd, rc, e = 0;
+	int fd, rc;
 	if (!name)
 		return;
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;  /* nothing to learn here; each connection will try */
-	rc = setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)strlen(name));
-	e = errno;
+	rc = sock_set_congestion(fd, name);
 	close(fd);
 	if (rc == 0)
 		return;
@@ -1322,7 +1321,7 @@ static void check_congestion(struct ctx *c, const char *name, struct conf_loc lo
 		fclose(f);
 	}
 	err(c, loc, path, "congestion control \"%s\" cannot be used (%s); this kernel has: %s", name,
-	    strerror(e), avail[0] ? avail : "(unknown)");
+	    strerror(-rc), avail[0] ? avail : "(unknown)");
 }
 
 static void check_health(struct ctx *c, struct conf_pool *p, const char *path)

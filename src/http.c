@@ -220,12 +220,18 @@ static bool have_pipe(struct hcli *h, struct fpipe **p, bool *bulk)
 	return false;
 }
 
+/* Whether bodies may move by splice() between this client and its server:
+ * both plain TCP, and the listener does not say `forwarding: buffer`. */
+static bool splice_allowed(const struct hcli *h)
+{
+	return h->l->splice && !h->c.tls && !h->be->s.tls;
+}
+
 /* Whether the rest of this request body goes by splice(): as for response
  * bodies (see splice_body), for a Content-Length body. */
 static bool splice_request_body(const struct hcli *h)
 {
-	return h->bulk_up && h->req_body == H1_BODY_LENGTH && h->l->splice && !h->c.tls &&
-	       !h->be->s.tls;
+	return h->bulk_up && h->req_body == H1_BODY_LENGTH && splice_allowed(h);
 }
 
 /* Set when an append did not fit. A head cut short could end in the middle
@@ -1480,8 +1486,8 @@ static bool emit_response_head(struct hcli *h, const struct h1_msg *m)
  * listener says `forwarding: buffer`. */
 static bool splice_body(const struct hcli *h)
 {
-	return h->bulk && h->resp_head_done && !h->dechunk && h->l->splice && !h->c.tls &&
-	       !h->be->s.tls && (h->resp_body == H1_BODY_LENGTH || h->resp_body == H1_BODY_CLOSE);
+	return h->bulk && h->resp_head_done && !h->dechunk && splice_allowed(h) &&
+	       (h->resp_body == H1_BODY_LENGTH || h->resp_body == H1_BODY_CLOSE);
 }
 
 /* Move body bytes from the server socket into the (empty) pipe h->pipe,

@@ -31,12 +31,18 @@ int sock_connect(struct loop *l, struct loop_io *io, const struct sockaddr *sa, 
 	return rc == 0 ? 0 : FL_AGAIN;
 }
 
+int sock_set_congestion(int fd, const char *name)
+{
+	return setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)strlen(name)) < 0 ? -errno
+											      : 0;
+}
+
 void sock_congestion(int fd, const char *name)
 {
 	static _Atomic uint64_t last;
-	if (name && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)strlen(name)) < 0 &&
-	    log_ratelimit(&last, 1000))
-		log_warn("cannot set congestion control %s: %s", name, strerror(errno));
+	int rc;
+	if (name && (rc = sock_set_congestion(fd, name)) < 0 && log_ratelimit(&last, 1000))
+		log_warn("cannot set congestion control %s: %s", name, strerror(-rc));
 }
 
 void sock_nodelay(int fd)

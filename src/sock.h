@@ -1,4 +1,5 @@
-/* Small socket helpers shared by the stream engine and the HTTP layer. */
+/* Small socket helpers shared by the stream engine, the HTTP layer and the
+ * config checker. */
 #ifndef FULCRUM_SOCK_H
 #define FULCRUM_SOCK_H
 
@@ -21,8 +22,10 @@ int sock_connect(struct loop *l, struct loop_io *io, const struct sockaddr *sa, 
 /* Turn off Nagle's algorithm (accepted sockets inherit it from their
  * listening socket on Linux, so it is set there once). */
 void sock_nodelay(int fd);
-/* Set the socket's TCP congestion control when name is not NULL (a failure
- * is logged at most once a second: the name was checked at config load). */
+/* Set the socket's TCP congestion control: 0 or -errno. */
+int sock_set_congestion(int fd, const char *name);
+/* The same on a connection's socket when name is not NULL (a failure is
+ * logged at most once a second: the name was checked at config load). */
 void sock_congestion(int fd, const char *name);
 
 #endif

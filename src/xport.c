@@ -89,41 +89,39 @@ ssize_t xport_send(struct xport *x, const void *p, size_t n)
 	return r;
 }
 
-ssize_t xport_splice_in(struct xport *x, struct fpipe *p, size_t max)
+/* One non-blocking splice() from fd `from` to fd `to`: bytes moved, 0 at
+ * the end, FL_AGAIN (and *ready cleared), or -errno. */
+static ssize_t splice_once(int from, int to, size_t len, bool *ready)
 {
 	ssize_t n;
-	if (!x->can_read)
+	if (!*ready)
 		return FL_AGAIN;
+	do
+		n = splice(from, NULL, to, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return n;
+	if (errno != EAGAIN)
+		return -errno;
+	*ready = false;
+	return FL_AGAIN;
+}
+
+ssize_t xport_splice_in(struct xport *x, struct fpipe *p, size_t max)
+{
 	if (max > p->cap - p->fill)
 		max = p->cap - p->fill;
-	do
-		n = splice(x->io.fd, NULL, p->wr, NULL, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		if (errno != EAGAIN)
-			return -errno;
-		x->can_read = false;
-		return FL_AGAIN;
-	}
-	p->fill += (uint32_t)n;
+	ssize_t n = splice_once(x->io.fd, p->wr, max, &x->can_read);
+	if (n > 0)
+		p->fill += (uint32_t)n;
 	return n;
 }
 
 ssize_t xport_splice_out(struct xport *x, struct fpipe *p)
 {
-	ssize_t n;
-	if (!x->can_write)
-		return FL_AGAIN;
-	do
-		n = splice(p->rd, NULL, x->io.fd, NULL, p->fill, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		if (errno != EAGAIN)
-			return -errno;
-		x->can_write = false;
-		return FL_AGAIN;
-	}
-	p->fill -= (uint32_t)n;
+	ssize_t n = splice_once(p->rd, x->io.fd, p->fill, &x->can_write);
+	if (n > 0)
+		p->fill -= (uint32_t)n;
 	return n;
 }
 
