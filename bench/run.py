@@ -249,6 +249,18 @@ def cpu_times(pids):
     return user / CLK_TCK, system / CLK_TCK
 
 
+def ctx_switches(pids):
+    """Voluntary + involuntary context switches of the processes (all threads)."""
+    n = 0
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        n += int(line.split()[1])
+    return n
+
+
 def cpu_busy():
     """{cpu: (busy, total)} in clock ticks from /proc/stat (busy = all but
     idle and iowait, so it includes irq and softirq time)."""
@@ -814,6 +826,11 @@ class Bench:
             self.commands[(scenario, contender)] = (
                 ("OPENSSL_CONF=client-openssl.cnf " if env else "") + shlex.join(shown))
         cpu0 = cpu_times(pids) if pids else None
+        # the load side on the other CPU: the load generator (a child of this
+        # script, so its rusage) and the backend
+        bpids = self.backend.cpu_pids()
+        back0 = (sum(cpu_times(bpids)), ctx_switches(bpids)) if bpids else None
+        gen0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         busy0 = cpu_busy()
         own0 = self.own_cpu()
         # every other proxy process (both modes) should stay idle
@@ -827,8 +844,17 @@ class Bench:
             raise BenchError(f"{shlex.join(argv)} did not finish in {limit}s")
         wall = time.monotonic() - t0
         busy1 = cpu_busy()
+        gen1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         own1 = self.own_cpu()
         res = {"wall": wall, "idle_proxy_cpu": {}}
+        res["gen_cpu"] = (gen1.ru_utime + gen1.ru_stime) - (gen0.ru_utime + gen0.ru_stime)
+        res["gen_csw"] = (gen1.ru_nvcsw + gen1.ru_nivcsw) - (gen0.ru_nvcsw + gen0.ru_nivcsw)
+        try:
+            if back0 and sorted(self.backend.cpu_pids()) == sorted(bpids):
+                res["backend_cpu"] = sum(cpu_times(bpids)) - back0[0]
+                res["backend_csw"] = ctx_switches(bpids) - back0[1]
+        except OSError:
+            pass
         # CPU used by processes the benchmark did not start, as a share of one CPU.
         all_busy = sum(busy1[c][0] - busy0[c][0] for c in busy1) / CLK_TCK
         res["foreign_load"] = max(0.0, all_busy - (own1 - own0)) / wall
@@ -925,6 +951,12 @@ class Bench:
                     gb = res["bytes"] / 1e9
                     res["cpu_per_gb"] = res["cpu"] / gb
                     res["user_per_gb"], res["sys_per_gb"] = res["cpu_user"] / gb, res["cpu_sys"] / gb
+        # (G, H: the load generator's CPU includes its warm-up, its count not)
+        if scenario not in BULK_SCENARIOS + HANDSHAKE_SCENARIOS and res.get("requests"):
+            n = res["completed"] + F_CONNECTIONS if scenario == "F" else res["requests"]
+            for k in ("gen_cpu", "gen_csw", "backend_cpu", "backend_csw"):
+                if k in res:
+                    res[k + "_per_req"] = res[k] / n
         if record:
             self.results[scenario][contender].append(res)
         return res
@@ -1264,6 +1296,11 @@ def who(b, sc):
     return CONTENDERS + ([CC_VARIANT] if sc == "C" and b.cc_variant else [])
 
 
+# the load side (CPU 1) per request: load generator and backend
+LOAD_SIDE_KEYS = ("gen_cpu_per_req", "backend_cpu_per_req", "gen_csw_per_req",
+                  "backend_csw_per_req")
+
+
 def summarize(b):
     s = {}
     for sc in b.scenarios:
@@ -1286,6 +1323,8 @@ def summarize(b):
                 d["p50"] = med(runs, "p50")
                 d["p99"] = med(runs, "p99")
                 d["cpu_per_req"] = med(runs, "cpu_per_req")
+                for k in LOAD_SIDE_KEYS:
+                    d[k] = med(runs, k)
                 if sc in HANDSHAKE_SCENARIOS:
                     for k in ("hs_p50", "hs_p99", "client_cpu_per_req"):
                         d[k] = med(runs, k)
@@ -1599,6 +1638,28 @@ def sections(b, s, g):
         return (f"{d['cpu_per_req'] * scale:.{digits}f} µs ({d['user_per_req'] * scale:.{digits}f} + "
                 f"{d['sys_per_req'] * scale:.{digits}f})" if d["cpu_per_req"] is not None else "–")
 
+    def load_side(sc, contenders, gen):
+        """What each request cost on the load CPU, by contender: shows whether
+        a proxy makes the generator or the backend work more."""
+        rows = [(c, s[sc][c]) for c in contenders if s[sc][c].get("gen_cpu_per_req") is not None]
+        if not rows:
+            return
+        w("")
+        w(f"The load side on CPU {b.load_cpu}, per request (medians): CPU time of {gen} and of "
+          f"the backend (user + sys), and their context switches (voluntary + involuntary).")
+        w("")
+        w(f"| contender | {gen} CPU | backend CPU | {gen} context switches | "
+          f"backend context switches |")
+        w("|---|---:|---:|---:|---:|")
+        for c, d in rows:
+            def us(k):
+                return f"{d[k] * 1e6:.2f} µs" if d.get(k) is not None else "–"
+
+            def cs(k):
+                return f"{d[k]:.3f}" if d.get(k) is not None else "–"
+            w(f"| {LABEL[c]} | {us('gen_cpu_per_req')} | {us('backend_cpu_per_req')} "
+              f"| {cs('gen_csw_per_req')} | {cs('backend_csw_per_req')} |")
+
     def errs_cell(d):
         errs = ", ".join(f"{k} {v}" for k, v in d["errors"].items()) or "none"
         if d["n"] < d["runs"]:
@@ -1716,6 +1777,7 @@ def sections(b, s, g):
             w(f"| {LABEL[c]} | {rps} | {rng} | {fmt_lat(d['p50'])} | {fmt_lat(d['p99'])} "
               f"| {cpu_cell(d)} | {busy(d)} |{dcell} {vh} | {vc} | {errs_cell(d)} |")
         left_out_note(sc, b.contenders(sc))
+        load_side(sc, b.contenders(sc), "wrk")
         w("")
 
     def handshake_table(sc):
@@ -1829,6 +1891,7 @@ def sections(b, s, g):
               f"| {fr(ratio(d['p99'], best_p99))} | {cpu_cell(d)} | {busy(d)} "
               f"| {errs_cell(d)} |")
         left_out_note(sc, CONTENDERS)
+        load_side(sc, CONTENDERS, "paced_load")
         w("")
         take(sc)
     for sc in ("G", "H"):
