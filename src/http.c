@@ -651,8 +651,10 @@ static const struct route_rt *route_find(struct hcli *h, const struct h1_msg *m,
 	return NULL;
 }
 
-/* Expand {host}, {path} and {scheme} in a redirect target. */
-static void expand_location(char *out, size_t len, const char *tmpl, const struct h1_msg *m)
+/* Expand {host}, {path} and {scheme} (the client's: https on a TLS
+ * connection) in a redirect target. */
+static void expand_location(char *out, size_t len, const char *tmpl, const struct h1_msg *m,
+			    bool tls)
 {
 	size_t o = 0;
 	while (*tmpl && o + 1 < len) {
@@ -667,8 +669,8 @@ static void expand_location(char *out, size_t len, const char *tmpl, const struc
 			vlen = m->path_len;
 			skip = 6;
 		} else if (strncmp(tmpl, "{scheme}", 8) == 0) {
-			val = "http";
-			vlen = 4;
+			val = tls ? "https" : "http";
+			vlen = tls ? 5 : 4;
 			skip = 8;
 		}
 		if (skip) {
@@ -996,7 +998,7 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 		/* The request is answered here: its body is read and dropped. */
 		if (r->redirect.loc.line) {
 			char loc[1024];
-			expand_location(loc, sizeof(loc), r->redirect.to, m);
+			expand_location(loc, sizeof(loc), r->redirect.to, m, h->c.tls != NULL);
 			respond(h, (int)r->redirect.code, "text/plain", "", 0, loc, h->close_after);
 		} else {
 			const char *body = r->respond.body ? r->respond.body : "";

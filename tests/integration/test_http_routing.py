@@ -209,6 +209,14 @@ def test_redirect_codes(fulcrum, backend, connect, port, code):
     assert rec["route"] == "move"
 
 
+def test_redirect_scheme_on_plain_http(fulcrum, connect, port):
+    fulcrum(http_config(port, {}, default_pool=None, routes=[
+        {"match": {"path_prefix": "/"}, "redirect": {"to": "{scheme}://{host}/moved{path}"}}]))
+    r = client(connect, port).request("GET", "/x?y=1", host="example.com")
+    assert r.status == 302, r
+    assert r.headers.get("location") == "http://example.com/moved/x?y=1"
+
+
 def test_redirect_default_code_and_fixed_target(fulcrum, connect, port):
     fulcrum(http_config(port, {}, default_pool=None, routes=[
         {"match": {"path_prefix": "/"}, "redirect": {"to": "https://www.example.com{path}"}}]))

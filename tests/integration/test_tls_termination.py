@@ -131,6 +131,15 @@ def test_https_offload_with_curl(fulcrum, backend, port, p):
     assert req.headers.get("host") == f"a.example.com:{port}"
 
 
+def test_https_redirect_scheme_is_the_clients(fulcrum, port, p):
+    """{scheme} in a redirect is https on an https listener."""
+    fulcrum(https_config(port, {}, [p.a], default_pool=None, routes=[
+        {"match": {"path_prefix": "/"}, "redirect": {"to": "{scheme}://{host}/moved{path}"}}]))
+    st, h, _, _ = https_get(port, client_ctx(p), path="/x?y=1")
+    assert st == 302, h
+    assert h.get("location") == "https://a.example.com/moved/x?y=1", h
+
+
 def test_https_offload_with_s_client_and_keepalive(fulcrum, backend, port, p):
     a = http_backend(backend, "A")
     fulcrum(https_config(port, {"p": [a]}, [p.a]))
