@@ -3,6 +3,7 @@
  * Every problem is collected (never stop at the first) as
  * "FILE:LINE:COL: key.path: what is wrong; what to write instead". */
 #include "conf.h"
+#include "h1.h"
 #include "sock.h"
 #include "tls.h"
 #include "util.h"
@@ -221,8 +222,10 @@ static const struct kw_table respond_table = {
 
 static const struct kw redirect_kw[] = {
 	{ "to", KW_STR, offsetof(struct conf_redirect, to), 0, 0, NULL, NULL, true, 0, 0, NULL, NULL,
-	  "Location to send the client to. `{host}`, `{path}` (with the query) and `{scheme}` are "
-	  "replaced by the request's: `https://{host}{path}`." },
+	  "Location to send the client to. `{host}`, `{path}` (with the query) and `{scheme}` "
+	  "(`https` on a TLS connection, else `http`) are replaced by the request's: "
+	  "`https://{host}{path}`. One line without spaces (write them `%20`); other braces "
+	  "are refused." },
 	{ "code", KW_UINT, offsetof(struct conf_redirect, code), 0, 0, "302", NULL, false, 301, 308, NULL,
 	  NULL, "301, 302, 303, 307 or 308." },
 };
@@ -1210,6 +1213,106 @@ static void render_ops(struct conf_header_ops *o)
 							maps[k]->keys[i], maps[k]->vals[i]);
 }
 
+/* Text fulcrum writes into HTTP messages (header edits, redirect targets,
+ * check requests) must pass the parser's own rules: the next hop would
+ * refuse the message otherwise, and a line break in a value would start a
+ * field the operator never wrote. */
+
+/* s with control characters as \r, \n, \t or \xHH, for messages. */
+static const char *shown(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+	for (; *s && o + 5 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+		char e = ch == '\r' ? 'r' : ch == '\n' ? 'n' : ch == '\t' ? 't' : 0;
+		if (ch >= 0x20 && ch != 0x7f) {
+			buf[o++] = (char)ch;
+		} else if (e) {
+			buf[o++] = '\\';
+			buf[o++] = e;
+		} else {
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", ch);
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static void check_field_name(struct ctx *c, struct conf_loc loc, const char *path, const char *name)
+{
+	char b[160];
+	if (!h1_is_token(name))
+		err(c, loc, path, "\"%s\" is not a field name: use letters, digits and "
+		    "!#$%%&'*+-.^_`|~, without spaces, colons or line breaks", shown(name, b, sizeof(b)));
+}
+
+static void check_field_value(struct ctx *c, struct conf_loc loc, const char *path,
+			      const char *what, const char *value)
+{
+	char b[160];
+	if (!h1_is_field_value(value))
+		err(c, loc, path, "%s \"%s\" holds a line break or another control character; a "
+		    "field value is one line of text", what, shown(value, b, sizeof(b)));
+}
+
+static void check_fields(struct ctx *c, struct conf_loc loc, const char *path,
+			 const struct str_map *mp)
+{
+	for (size_t i = 0; i < mp->n; i++) {
+		char what[160];
+		check_field_name(c, loc, path, mp->keys[i]);
+		snprintf(what, sizeof(what), "the value of %s", mp->keys[i]);
+		if (h1_is_token(mp->keys[i]))
+			check_field_value(c, loc, path, what, mp->vals[i]);
+	}
+}
+
+static void check_header_ops(struct ctx *c, struct conf_loc loc, const char *path,
+			     const struct conf_header_ops *o)
+{
+	char kp[128];
+	snprintf(kp, sizeof(kp), "%s.set", path);
+	check_fields(c, loc, kp, &o->set);
+	snprintf(kp, sizeof(kp), "%s.add", path);
+	check_fields(c, loc, kp, &o->add);
+	snprintf(kp, sizeof(kp), "%s.remove", path);
+	for (size_t i = 0; i < o->remove.n; i++)
+		check_field_name(c, loc, kp, o->remove.v[i]);
+}
+
+/* A path fulcrum puts into a request line. */
+static void check_target(struct ctx *c, struct conf_loc loc, const char *path, const char *target)
+{
+	char b[160];
+	if (target[0] != '/' || !h1_is_target(target))
+		err(c, loc, path, "\"%s\" is not a path: it starts with / and has no spaces, '#' or "
+		    "control characters (write them %%-encoded: %%20)", shown(target, b, sizeof(b)));
+}
+
+/* A redirect's Location: one line without spaces; {host}, {path} and
+ * {scheme} are the only placeholders (a URI has no other braces). */
+static void check_location(struct ctx *c, struct conf_loc loc, const char *path, const char *to)
+{
+	static const char *const names[] = { "{host}", "{path}", "{scheme}" };
+	char b[160];
+	if (!h1_is_field_value(to) || strchr(to, ' ')) {
+		err(c, loc, path, "\"%s\" holds a space, a line break or another control character; "
+		    "write them %%-encoded (%%20)", shown(to, b, sizeof(b)));
+		return;
+	}
+	for (const char *p = strchr(to, '{'); p; p = strchr(p + 1, '{')) {
+		size_t i = 0;
+		while (i < ARRAY_LEN(names) && strncmp(p, names[i], strlen(names[i])) != 0)
+			i++;
+		if (i == ARRAY_LEN(names)) {
+			size_t n = strcspn(p, "}");
+			err(c, loc, path, "unknown placeholder \"%.*s\" in \"%s\"; the placeholders are "
+			    "{host}, {path} and {scheme}", (int)(p[n] ? n + 1 : n), p, to);
+			return;
+		}
+	}
+}
+
 /* "listeners[0]" + "bind" -> "listeners[0].bind" in buf. */
 static const char *sub(const char *path, const char *key, char *buf)
 {
@@ -1377,8 +1480,16 @@ static void check_health(struct ctx *c, struct conf_pool *p, const char *path)
 		if (!parse_statuses(k))
 			err(c, k->loc, kp, "expect_status \"%s\" is not a list of statuses; write ranges and "
 			    "statuses between 100 and 599 separated by commas, like 200-299,301", k->expect_status);
-		if (k->path && k->path[0] != '/')
-			err(c, k->loc, kp, "path must start with /");
+		char what[96];
+		if (k->path)
+			check_target(c, k->loc, sub(kp, "path", what), k->path);
+		if (k->method && !h1_is_token(k->method))
+			err(c, k->loc, sub(kp, "method", what), "\"%s\" is not a method: a method is one "
+			    "word, like GET or HEAD", k->method);
+		if (k->host && (!h1_is_field_value(k->host) || strpbrk(k->host, " \t")))
+			err(c, k->loc, sub(kp, "host", what), "\"%s\" is not a host: write a name or "
+			    "address, optionally with :port, without spaces", k->host);
+		check_fields(c, k->loc, sub(kp, "headers", what), &k->headers);
 		if (k->expect_body && k->expect_body[0] == '~')
 			k->body_re = compile_re(c, k->loc, kp, k->expect_body + 1);
 	}
@@ -1425,6 +1536,8 @@ static void check_pools(struct ctx *c, struct config *cfg)
 				     (strncmp(p->hash_key, "cookie:", 7) == 0 && p->hash_key[7])))
 			err(c, p->hash_key_loc, sub(path, "hash_key", kp), "\"%s\" is not a hash key; write "
 			    "header:NAME or cookie:NAME", p->hash_key);
+		else if (p->hash_key)
+			check_field_name(c, p->hash_key_loc, sub(path, "hash_key", kp), p->hash_key + 7);
 	}
 }
 
@@ -1514,8 +1627,17 @@ static void check_routes(struct ctx *c, struct config *cfg, struct conf_listener
 		if (actions != 1 && rt->loc.line)
 			err(c, rt->loc, path, "a route needs exactly one of `pool`, `split`, `respond` or "
 			    "`redirect` (this one has %d)", actions);
+		check_header_ops(c, rt->loc, sub(path, "request_headers", kp), &rt->req_headers);
+		check_header_ops(c, rt->loc, sub(path, "response_headers", kp), &rt->resp_headers);
 		render_ops(&rt->req_headers);
 		render_ops(&rt->resp_headers);
+		for (size_t k = 0; k < rt->match.header.n; k++)
+			check_field_name(c, mloc, sub(path, "match.header", kp), rt->match.header.keys[k]);
+		if (rt->redirect.to)
+			check_location(c, rt->redirect.loc, sub(path, "redirect.to", kp), rt->redirect.to);
+		if (rt->respond.content_type)
+			check_field_value(c, rt->respond.loc, sub(path, "respond.content_type", kp),
+					  "the content type", rt->respond.content_type);
 		rt->split_total = 0;
 		for (size_t k = 0; k < rt->nsplit; k++) {
 			char sp[128];
@@ -1528,9 +1650,11 @@ static void check_routes(struct ctx *c, struct config *cfg, struct conf_listener
 		if (rt->split_loc.line && rt->split_total == 0)
 			err(c, rt->split_loc, sub(path, "split", kp), "the weights add up to 0; give at least "
 			    "one pool a weight above 0");
-		if (rt->rewrite_prefix && (!rt->match.path_prefix || rt->rewrite_prefix[0] != '/'))
+		if (rt->rewrite_prefix && !rt->match.path_prefix)
 			err(c, rt->loc, sub(path, "rewrite.path_prefix", kp), "needs `match.path_prefix` on "
-			    "the same route, and must start with /");
+			    "the same route");
+		else if (rt->rewrite_prefix)
+			check_target(c, rt->loc, sub(path, "rewrite.path_prefix", kp), rt->rewrite_prefix);
 		if (rt->match.path_regex)
 			rt->match.path_re = compile_re(c, mloc, sub(path, "match.path_regex", kp),
 						       rt->match.path_regex);

@@ -1116,6 +1116,29 @@ int h1_find_field(const struct h1_msg *m, const char *name, size_t name_len, int
 	return -1;
 }
 
+static bool all_of(const char *s, uint8_t k)
+{
+	for (; *s; s++)
+		if (!IS(*s, k))
+			return false;
+	return true;
+}
+
+bool h1_is_token(const char *s)
+{
+	return *s && all_of(s, C_TOKEN);
+}
+
+bool h1_is_field_value(const char *s)
+{
+	return all_of(s, C_VALUE);
+}
+
+bool h1_is_target(const char *s)
+{
+	return all_of(s, C_TARGET);
+}
+
 const char *h1_status_text(int status)
 {
 	/* RFC 9110 section 15, plus 103 (RFC 8297) and 429 (RFC 6585). */

@@ -128,6 +128,14 @@ int64_t h1_chunked_decode(struct h1_chunked *c, const char *buf, size_t len, siz
 /* Case-insensitive field lookup; returns the index or -1. */
 int h1_find_field(const struct h1_msg *m, const char *name, size_t name_len, int start);
 
+/* The parser's character rules, for text fulcrum itself puts into messages
+ * (the config checker uses them): a field name or method is a non-empty
+ * token; a field value has no CTL but HTAB; a request target (path) has no
+ * CTL, SP or '#'. */
+bool h1_is_token(const char *s);
+bool h1_is_field_value(const char *s);
+bool h1_is_target(const char *s);
+
 /* Status text for the responses fulcrum generates ("Bad Request"). */
 const char *h1_status_text(int status);
 
