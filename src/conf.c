@@ -274,7 +274,7 @@ static const struct kw_table resp_ops_table = {
 
 static const struct kw route_kw[] = {
 	{ "name", KW_NAME, offsetof(struct conf_route, name), 0, 0, NULL, "(its position)", false, 0, 0,
-	  NULL, NULL, "Name in logs and metrics." },
+	  NULL, NULL, "Name in logs and metrics; unique within its listener." },
 	{ "match", KW_SECTION, offsetof(struct conf_route, match), LOC(struct conf_route, match.loc), 0, NULL,
 	  NULL, false, 0, 0, NULL, &match_table, "See `listeners[].routes[].match`." },
 	{ "pool", KW_NAME, offsetof(struct conf_route, pool_name), LOC(struct conf_route, pool_loc), 0, NULL,
@@ -390,7 +390,7 @@ static const struct kw tls_client_kw[] = {
 	  0, 0, NULL, NULL, "PEM file of the certificate authorities trusted for the servers." },
 	{ "server_name", KW_STR, offsetof(struct conf_tls_client, server_name), 0, 0, NULL, "(none)", false,
 	  0, 0, NULL, NULL, "Name sent as SNI and, with `verify_hostname`, required in the server's "
-	  "certificate." },
+	  "certificate (an IP address is not sent, only verified)." },
 	{ "sni_from_client", KW_BOOL, offsetof(struct conf_tls_client, sni_from_client), 0, 0, "false", NULL,
 	  false, 0, 0, NULL, NULL,
 	  "Send (and verify) the name the client asked for in its own SNI instead of `server_name`." },
@@ -471,7 +471,8 @@ static const struct kw on_change_kw[] = {
 	{ "exec", KW_STR, offsetof(struct conf_pool, on_change), 0, 0, NULL, NULL, true, 0, 0, NULL, NULL,
 	  "Command run (by /bin/sh, without waiting for it) each time a server of the pool goes down or "
 	  "comes back, with FULCRUM_POOL, FULCRUM_SERVER, FULCRUM_STATE (`up` or `down`), "
-	  "FULCRUM_REASON and FULCRUM_CHECK in its environment." },
+	  "FULCRUM_REASON and FULCRUM_CHECK in its environment. `fulcrum check` warns when a "
+	  "program named by its path cannot be run." },
 };
 static const struct kw_table on_change_table = {
 	"pools[].on_change", "A hook for alerting or automation.", on_change_kw, ARRAY_LEN(on_change_kw), 0, 0,
@@ -1238,6 +1239,18 @@ static const char *shown(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+/* A DNS name or address: letters, digits and -._ (':' too when colon). */
+static bool host_chars(const char *h, bool colon)
+{
+	if (!*h)
+		return false;
+	for (; *h; h++)
+		if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') ||
+		      *h == '-' || *h == '.' || *h == '_' || (colon && *h == ':')))
+			return false;
+	return true;
+}
+
 static void check_field_name(struct ctx *c, struct conf_loc loc, const char *path, const char *name)
 {
 	char b[160];
@@ -1495,6 +1508,21 @@ static void check_health(struct ctx *c, struct conf_pool *p, const char *path)
 	}
 }
 
+/* The hook runs by /bin/sh when a server changes state, maybe at night:
+ * a program named by its path that cannot run is worth a warning now. */
+static void check_hook(struct ctx *c, struct conf_loc loc, const char *path, const char *cmd)
+{
+	size_t skip = strspn(cmd, " \t"), n = strcspn(cmd + skip, " \t;|&<>");
+	char prog[PATH_MAX];
+	if (n == 0 || n >= sizeof(prog) || !memchr(cmd + skip, '/', n))
+		return;  /* a shell word found on PATH, or not a plain program */
+	memcpy(prog, cmd + skip, n);
+	prog[n] = '\0';
+	if (access(prog, X_OK) < 0)
+		warn(c, loc, path, "%s cannot be run: %s (the hook would fail each time a server "
+		     "changes state)", prog, strerror(errno));
+}
+
 static void check_pools(struct ctx *c, struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->npools; i++) {
@@ -1523,6 +1551,14 @@ static void check_pools(struct ctx *c, struct config *cfg)
 		if (p->tls.loc.line && p->protocol == PROTO_HTTP)
 			err(c, p->tls.loc, sub(path, "tls", kp), "an http pool speaks plain HTTP to its "
 			    "servers; for TLS to the servers write `protocol: https`");
+		if (p->tls.server_name && !host_chars(p->tls.server_name, true)) {
+			char b[160];
+			err(c, p->tls.loc, sub(path, "tls.server_name", kp), "\"%s\" is not a host name "
+			    "or address: use letters, digits, '-', '.' (and ':' in IPv6 addresses)",
+			    shown(p->tls.server_name, b, sizeof(b)));
+		}
+		if (p->on_change)
+			check_hook(c, p->loc, sub(path, "on_change.exec", kp), p->on_change);
 		if ((p->tls.cert != NULL) != (p->tls.key != NULL))
 			err(c, p->tls.loc, sub(path, "tls", kp), "`cert` and `key` go together: give both "
 			    "for a client certificate, or neither");
@@ -1576,7 +1612,7 @@ static struct conf_pool *resolve_pool(struct ctx *c, struct config *cfg, int lpr
 static bool normalise_host(char *h)
 {
 	const char *rest = strncmp(h, "*.", 2) == 0 ? h + 2 : h;
-	if (!*rest || strchr(rest, '*') || strchr(h, ':') || strchr(h, '/'))
+	if (!host_chars(rest, false))
 		return false;
 	for (char *p = h; *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
@@ -1624,6 +1660,11 @@ static void check_routes(struct ctx *c, struct config *cfg, struct conf_listener
 			      (rt->redirect.loc.line != 0) + (rt->split_loc.line != 0);
 		struct conf_loc mloc = rt->match.loc.line ? rt->match.loc : rt->loc;
 		snprintf(path, sizeof(path), "%s.routes[%zu]", lpath, r);
+		for (size_t q = 0; rt->name && q < r; q++)
+			if (l->routes[q].name && strcmp(l->routes[q].name, rt->name) == 0)
+				err(c, rt->loc, sub(path, "name", kp), "duplicate route name \"%s\" (first at "
+				    "line %d); a route's name labels its counters and log lines, so each is "
+				    "unique within its listener", rt->name, l->routes[q].loc.line);
 		if (actions != 1 && rt->loc.line)
 			err(c, rt->loc, path, "a route needs exactly one of `pool`, `split`, `respond` or "
 			    "`redirect` (this one has %d)", actions);
