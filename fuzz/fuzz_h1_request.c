@@ -14,6 +14,7 @@
 #include "h1.h"
 #include "h1_fuzz_util.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,6 +186,43 @@ static int staged(const char *buf, size_t len, const size_t *cuts, size_t ncuts,
 	return rc;
 }
 
+/* h1_normalize_path on the parsed path (without its query): the result is
+ * no longer, starts with '/', has no empty, "." or ".." segment and no escape
+ * of an unreserved character, and normalising it again changes nothing. */
+static void check_normalize(const struct h1_msg *m)
+{
+	static char p[65536], q[65536];
+	const char *why = NULL;
+	size_t n = m->path_len, n2;
+	const char *qm = memchr(m->path, '?', n);
+	if (m->path[0] != '/')
+		return;
+	if (qm)
+		n = (size_t)(qm - m->path);
+	memcpy(p, m->path, n);
+	if (h1_normalize_path(p, &n, &why) < 0) {
+		if (!why || !*why)
+			abort();
+		return;
+	}
+	if (n == 0 || n > m->path_len || p[0] != '/')
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '/' && i + 1 < n && p[i + 1] == '/')
+			abort();
+		if (p[i] == '/' && i + 1 < n && p[i + 1] == '.' &&
+		    (i + 2 == n || p[i + 2] == '/' || (p[i + 2] == '.' && (i + 3 == n || p[i + 3] == '/'))))
+			abort();
+		if (p[i] == '%' && (i + 2 >= n || islower((unsigned char)p[i + 1]) ||
+				    islower((unsigned char)p[i + 2])))
+			abort();
+	}
+	memcpy(q, p, n);
+	n2 = n;
+	if (h1_normalize_path(q, &n2, &why) < 0 || n2 != n || memcmp(p, q, n) != 0)
+		abort();
+}
+
 static void run(const char *buf, size_t len, const struct h1_limits *lim, uint64_t h)
 {
 	struct h1_scan sc = { 0 };
@@ -195,6 +233,7 @@ static void run(const char *buf, size_t len, const struct h1_limits *lim, uint64
 	rc = h1_parse_request(buf, len, &sc, lim, &m1, &why);
 	if (rc > 0) {
 		check_ok(&m1, buf, len, rc, lim);
+		check_normalize(&m1);
 	} else if (rc < 0) {
 		if (!why || !*why)
 			abort();

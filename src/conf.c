@@ -530,6 +530,13 @@ static const struct kw listener_kw[] = {
 	  "to; from anyone else it is replaced." },
 	{ "forwarded", KW_BOOL, offsetof(struct conf_listener, forwarded), 0, 0, "false", NULL, false, 0, 0,
 	  NULL, NULL, "http: also add an RFC 7239 `Forwarded` field." },
+	{ "normalize_path", KW_BOOL, offsetof(struct conf_listener, normalize_path), 0, 0, "true", NULL,
+	  false, 0, 0, NULL, NULL,
+	  "http: before routing, normalise the path as RFC 3986 does (decode escaped letters, digits "
+	  "and `-._~`; merge `//`; resolve `.` and `..`) and forward it so, so that a route "
+	  "matches what the server will read: `/public/../admin`, `//admin` and `/%61dmin` are all "
+	  "`/admin`. A malformed escape or a `..` above the root gets 400. `false` routes and "
+	  "forwards the path as received." },
 	{ "underscore_fields", KW_ENUM, offsetof(struct conf_listener, underscore_fields), 0, 0, "pass",
 	  NULL, false, 0, 0, us_names, NULL,
 	  "http: request fields whose names contain `_`, which CGI-style servers (PHP, WSGI, Rack) "

@@ -267,6 +267,7 @@ struct conf_listener {
 	size_t nroutes;
 	struct cidr_list trusted_proxies;
 	bool forwarded;              /* add an RFC 7239 Forwarded field */
+	bool normalize_path;         /* route and forward the normalised path */
 	struct str_map error_pages;  /* status -> file, as written */
 	struct conf_tls_server tls;
 	bool tls_passthrough;        /* tcp: route by the ClientHello's SNI */

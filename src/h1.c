@@ -1139,6 +1139,87 @@ bool h1_is_target(const char *s)
 	return all_of(s, C_TARGET);
 }
 
+static int hexval(unsigned char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static bool unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+int h1_normalize_path(char *p, size_t *len, const char **why)
+{
+	size_t n = *len, i, o;
+
+	/* Most paths need nothing: no escape, no "//", no "/." */
+	for (i = 0; i < n; i++)
+		if (p[i] == '%' || (p[i] == '/' && i + 1 < n && (p[i + 1] == '/' || p[i + 1] == '.')))
+			break;
+	if (i == n)
+		return 0;
+
+	/* Escapes first, so that "%2E%2E" is a ".." segment below. Every step
+	 * writes at or before where it reads. */
+	for (i = o = 0; i < n;) {
+		if (p[i] != '%') {
+			p[o++] = p[i++];
+			continue;
+		}
+		int hi = i + 2 < n ? hexval((unsigned char)p[i + 1]) : -1;
+		int lo = i + 2 < n ? hexval((unsigned char)p[i + 2]) : -1;
+		if (hi < 0 || lo < 0)
+			return fail(why, "malformed %-escape in the path", -400);
+		unsigned char c = (unsigned char)(hi * 16 + lo);
+		if (unreserved(c)) {
+			p[o++] = (char)c;
+		} else {
+			p[o++] = '%';
+			p[o++] = "0123456789ABCDEF"[hi];
+			p[o++] = "0123456789ABCDEF"[lo];
+		}
+		i += 3;
+	}
+	n = o;
+
+	/* Segments: the path starts with '/', so each turn starts at one. */
+	for (i = o = 0; i < n;) {
+		size_t j;
+		while (i < n && p[i] == '/')
+			i++;
+		for (j = i; j < n && p[j] != '/'; j++)
+			;
+		if (j == i) {                   /* the path ends with '/' */
+			p[o++] = '/';
+			break;
+		}
+		if (j - i == 1 && p[i] == '.') {
+			if (j == n)
+				p[o++] = '/';
+		} else if (j - i == 2 && p[i] == '.' && p[i + 1] == '.') {
+			if (o == 0)
+				return fail(why, "the path climbs above the root", -400);
+			while (p[o - 1] != '/')
+				o--;
+			o--;                    /* the segment's own '/' */
+			if (j == n)
+				p[o++] = '/';
+		} else {
+			p[o++] = '/';
+			memmove(p + o, p + i, j - i);
+			o += j - i;
+		}
+		i = j;
+	}
+	if (o == 0)
+		p[o++] = '/';
+	*len = o;
+	return 0;
+}
+
 const char *h1_status_text(int status)
 {
 	/* RFC 9110 section 15, plus 103 (RFC 8297) and 429 (RFC 6585). */

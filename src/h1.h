@@ -136,6 +136,15 @@ bool h1_is_token(const char *s);
 bool h1_is_field_value(const char *s);
 bool h1_is_target(const char *s);
 
+/* Normalises the path of an origin-form target, p[0..*len) (no query), in
+ * place, as RFC 3986 6.2.2 does, so that routes match what servers read:
+ * escapes of unreserved characters are decoded ("%61" -> "a", "%2E" -> ".")
+ * and the hex digits of the others upper-cased ("%2f" -> "%2F"); runs of
+ * '/' become one; "." and ".." segments are removed. Nothing is written when
+ * nothing changes. Returns 0 with the new length in *len, or -400 with *why
+ * for a malformed escape or a ".." that climbs above the root. */
+int h1_normalize_path(char *p, size_t *len, const char **why);
+
 /* Status text for the responses fulcrum generates ("Bad Request"). */
 const char *h1_status_text(int status);
 

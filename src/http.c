@@ -978,6 +978,25 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 	}
 	q = memchr(m->path, '?', m->path_len);
 	path_len = q ? (size_t)(q - m->path) : m->path_len;
+	if (lc->normalize_path && m->path[0] == '/') {
+		/* In place: the head is in our own buffer, and normalising only
+		 * shortens the path; the query moves up behind it. The access log
+		 * keeps the target as received (copied above). */
+		size_t n = path_len;
+		const char *why;
+		if (h1_normalize_path((char *)m->path, &n, &why) < 0) {
+			log_debug("listener %s: request for %s refused: %s", lc->name, h->target, why);
+			respond_error(h, 400, "bad_path");
+			return;
+		}
+		if (n != path_len) {
+			uint32_t cut = (uint32_t)(path_len - n);
+			memmove((char *)m->path + n, m->path + path_len, m->path_len - path_len);
+			m->path_len -= cut;
+			m->target_len -= cut;
+			path_len = n;
+		}
+	}
 	h->route = route_find(h, m, path_len);
 	h->pool = h->route ? h->route->pool : h->l->pool;
 	if (h->route && h->route->conf->nsplit) {

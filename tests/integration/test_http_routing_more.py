@@ -3,7 +3,7 @@ sticky cookies, hash keys and error pages."""
 
 import re
 
-from http_helpers import client, http_backend, http_config
+from http_helpers import client, http_backend, http_config, wait_records
 
 
 def served_by(r):
@@ -101,3 +101,58 @@ def test_error_page_replaces_the_body(fulcrum, connect, port, tmp_path):
     assert r.status == 503
     assert r.body == b"<h1>we are down</h1>\n"
     assert r.headers.get("content-type") == "text/html"
+
+
+def echo_target(req):
+    from http_helpers import Resp
+    return Resp(200, req.target.encode())
+
+
+# Spellings of /admin that a server reads as /admin; none may slip past a
+# route that guards /admin.
+ADMIN_SPELLINGS = ["/admin", "//admin", "/./admin", "/public/../admin", "/%61dmin",
+                   "/public/%2E%2E/admin", "/public/.%2e/admin", "/x/y/../../admin/"]
+
+
+def guard_config(port, a, **listener_kw):
+    routes = [{"match": {"path_prefix": "/admin"}, "respond": {"status": 403, "body": "no\n"}}]
+    return http_config(port, {"a": [a]}, routes=routes, listener_kw=listener_kw or None)
+
+
+def test_path_spellings_cannot_bypass_a_route(fulcrum, backend, connect, port):
+    a = http_backend(backend, "A", respond=echo_target)
+    fulcrum(guard_config(port, a))
+    c = client(connect, port)
+    for t in ADMIN_SPELLINGS:
+        r = c.request(target=t)
+        assert r.status == 403, (t, r)
+    assert a.requests == []
+    # The server gets the path the route saw; the query is left as it came.
+    for sent, seen in [("/a/./b//c", "/a/b/c"), ("/a/b/../c?q=/../x", "/a/c?q=/../x"),
+                       ("/%7euser/%3f", "/~user/%3F"), ("/.well-known/x", "/.well-known/x"),
+                       ("http://example.com/a/../b?x", "/b?x")]:
+        r = c.request(target=sent)
+        assert (r.status, r.body) == (200, seen.encode()), (sent, r)
+
+
+def test_bad_paths_are_refused(fulcrum, backend, connect, port):
+    a = http_backend(backend, "A", respond=echo_target)
+    f = fulcrum(guard_config(port, a))
+    for t in ["/..", "/a/../../b", "/%2e%2e/admin", "/x%zz", "/x%4"]:
+        r = client(connect, port).request(target=t)
+        assert r.status == 400, (t, r)
+        assert r.headers.get("connection") == "close", r
+    assert a.requests == []
+    # Each refusal is logged with its cause and the target as received.
+    recs = wait_records(f, 5)
+    assert [r.get("cause") for r in recs] == ["bad_path"] * 5, recs
+    assert "/%2e%2e/admin" in [r.get("target") for r in recs], recs
+
+
+def test_normalize_path_false_forwards_the_path_as_received(fulcrum, backend, connect, port):
+    a = http_backend(backend, "A", respond=echo_target)
+    fulcrum(guard_config(port, a, normalize_path=False))
+    c = client(connect, port)
+    assert c.request(target="/admin").status == 403
+    r = c.request(target="/public/../admin")
+    assert (r.status, r.body) == (200, b"/public/../admin"), r

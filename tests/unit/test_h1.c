@@ -724,6 +724,57 @@ static void test_underscore_flag(void **state)
 	REQ_BAD("GET / HTTP/1.1\r\nHost: a\r\nX_ Y: 1\r\n\r\n", -400);
 }
 
+/* ---- path normalisation -------------------------------------------------- */
+
+/* h1_normalize_path on a copy of `in`: the result, or NULL when refused. */
+static const char *norm(const char *in)
+{
+	static char out[256];
+	size_t n = strlen(in);
+	const char *why = NULL;
+	memcpy(out, in, n + 1);
+	if (h1_normalize_path(out, &n, &why) < 0) {
+		assert_non_null(why);
+		return NULL;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static void test_normalize_path(void **state)
+{
+	static const char *const same[] = { "/", "/a/b", "/a/b/", "/.well-known/x", "/a..b/c.",
+					    "/%2F%20", "/~u/a-b_c" };
+	static const char *const cases[][2] = {
+		{ "/%61dmin", "/admin" },           /* unreserved escapes decoded */
+		{ "/%7euser/%2e%2E/x", "/x" },       /* ... before dot segments go */
+		{ "/a%2fb%5c", "/a%2Fb%5C" },        /* others kept, hex upper-cased */
+		{ "//admin", "/admin" },
+		{ "/a///b//", "/a/b/" },
+		{ "/./admin", "/admin" },
+		{ "/public/../admin", "/admin" },
+		{ "/a/b/../../c/./d/.", "/c/d/" },
+		{ "/a/..", "/" },
+		{ "/a/.", "/a/" },
+		{ "/.", "/" },
+		{ "/./", "/" },
+		{ "/a/b/..//c", "/a/c" },
+	};
+	static const char *const refused[] = { "/..", "/a/../..", "/%2e%2e/x", "/%", "/%4", "/%zz",
+					       "/a%2" };
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(same); i++)
+		assert_string_equal(norm(same[i]), same[i]);
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+		assert_string_equal(norm(cases[i][0]), cases[i][1]);
+	for (size_t i = 0; i < ARRAY_LEN(refused); i++)
+		assert_null(norm(refused[i]));
+	/* Nothing is written when nothing changes: a read-only path is safe. */
+	size_t n = 1;
+	assert_int_equal(h1_normalize_path((char *)"/", &n, NULL), 0);
+	assert_int_equal(n, 1);
+}
+
 /* ---- limits ------------------------------------------------------------- */
 
 /* A request whose request line is exactly `line_len` bytes (without CRLF). */
@@ -1496,6 +1547,7 @@ int main(void)
 		T(test_upgrade_not_websocket),
 		T(test_expect),
 		T(test_underscore_flag),
+		T(test_normalize_path),
 		T(test_request_line_limit),
 		T(test_head_limit),
 		T(test_field_count_limit),
