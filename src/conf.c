@@ -1619,6 +1619,9 @@ static struct conf_pool *resolve_pool(struct ctx *c, struct config *cfg, int lpr
 static bool normalise_host(char *h)
 {
 	const char *rest = strncmp(h, "*.", 2) == 0 ? h + 2 : h;
+	size_t n = strlen(rest);
+	if (n > 1 && rest[n - 1] == '.')
+		h[strlen(h) - 1] = '\0';  /* "example.com." names example.com */
 	if (!host_chars(rest, false))
 		return false;
 	for (char *p = h; *p; p++)

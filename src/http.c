@@ -615,6 +615,9 @@ static const struct route_rt *route_find(struct hcli *h, const struct h1_msg *m,
 {
 	const struct listener_rt *l = h->l;
 	size_t hlen = host_len(m->authority ? m->authority : "", m->authority ? m->authority_len : 0);
+	/* "example.com." is the same host as "example.com" to the server. */
+	if (hlen > 1 && m->authority[hlen - 1] == '.')
+		hlen--;
 	for (size_t i = 0; i < l->nroutes; i++) {
 		const struct route_rt *r = &l->routes[i];
 		const struct conf_match *mt = &r->conf->match;

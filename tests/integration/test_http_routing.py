@@ -37,6 +37,9 @@ def test_host_exact_and_wildcard(fulcrum, backend, connect, port):
         "api.example.com.evil.net": "default",
         "notexample.com": "default",
         "xexample.com": "default",
+        "api.example.com.": "api",           # the fully qualified name is the same host
+        "api.example.com.:443": "api",
+        "www.example.com.": "wild",
     }
     got = {h: who(connect, port, host=h) for h in cases}
     assert got == cases
