@@ -74,6 +74,7 @@ static const char *const level_names[] = { "error", "warn", "info", "debug", NUL
 static const char *const format_names[] = { "text", "json", NULL };
 static const char *const fwd_names[] = { "auto", "buffer", NULL };
 static const char *const us_names[] = { "pass", "drop", "reject", NULL };
+static const char *const es_names[] = { "keep", "reject", NULL };
 static const char *const tls_version_names[] = { "1.2", "1.3", NULL };
 static const char *const server_state_names[] = { "up", "drain", "maintenance", NULL };
 static const char *const all_down_names[] = { "fail", "spread", NULL };
@@ -537,6 +538,11 @@ static const struct kw listener_kw[] = {
 	  "matches what the server will read: `/public/../admin`, `//admin` and `/%61dmin` are all "
 	  "`/admin`. A malformed escape or a `..` above the root gets 400. `false` routes and "
 	  "forwards the path as received." },
+	{ "escaped_slashes", KW_ENUM, offsetof(struct conf_listener, escaped_slashes), 0, 0, "keep", NULL,
+	  false, 0, 0, es_names, NULL,
+	  "http: a path with `%2F` or `%5C` (an escaped `/` or `\\`): `keep` it (routes see one "
+	  "segment, and so do most servers), or `reject` the request with 400, for servers that "
+	  "decode them into separators and could be led past a route that way." },
 	{ "underscore_fields", KW_ENUM, offsetof(struct conf_listener, underscore_fields), 0, 0, "pass",
 	  NULL, false, 0, 0, us_names, NULL,
 	  "http: request fields whose names contain `_`, which CGI-style servers (PHP, WSGI, Rack) "

@@ -16,6 +16,8 @@ enum proto { PROTO_TCP = 0, PROTO_SSL, PROTO_UDP, PROTO_HTTP, PROTO_HTTPS };
 enum fwd_mode { FWD_AUTO = 0, FWD_BUFFER };
 /* Request fields whose names contain '_' (listeners[].underscore_fields). */
 enum us_mode { US_PASS = 0, US_DROP, US_REJECT };
+/* %2F and %5C in a request path (listeners[].escaped_slashes). */
+enum es_mode { ES_KEEP = 0, ES_REJECT };
 
 struct conf_loc {
 	int line, col;      /* 1-based; 0 when the value came from a default */
@@ -268,6 +270,7 @@ struct conf_listener {
 	struct cidr_list trusted_proxies;
 	bool forwarded;              /* add an RFC 7239 Forwarded field */
 	bool normalize_path;         /* route and forward the normalised path */
+	int escaped_slashes;         /* enum es_mode */
 	struct str_map error_pages;  /* status -> file, as written */
 	struct conf_tls_server tls;
 	bool tls_passthrough;        /* tcp: route by the ClientHello's SNI */

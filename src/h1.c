@@ -1220,6 +1220,15 @@ int h1_normalize_path(char *p, size_t *len, const char **why)
 	return 0;
 }
 
+bool h1_has_escaped_slash(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 2 < n; i++)
+		if (p[i] == '%' && ((p[i + 1] == '2' && lc((unsigned char)p[i + 2]) == 'f') ||
+				    (p[i + 1] == '5' && lc((unsigned char)p[i + 2]) == 'c')))
+			return true;
+	return false;
+}
+
 const char *h1_status_text(int status)
 {
 	/* RFC 9110 section 15, plus 103 (RFC 8297) and 429 (RFC 6585). */

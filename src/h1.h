@@ -145,6 +145,9 @@ bool h1_is_target(const char *s);
  * for a malformed escape or a ".." that climbs above the root. */
 int h1_normalize_path(char *p, size_t *len, const char **why);
 
+/* Whether p[0..n) holds an escaped '/' or '\\' (%2F or %5C, any case). */
+bool h1_has_escaped_slash(const char *p, size_t n);
+
 /* Status text for the responses fulcrum generates ("Bad Request"). */
 const char *h1_status_text(int status);
 

@@ -1000,6 +1000,12 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 			path_len = n;
 		}
 	}
+	if (lc->escaped_slashes == ES_REJECT && h1_has_escaped_slash(m->path, path_len)) {
+		log_debug("listener %s: request for %s refused: an escaped / or \\ in the path",
+			  lc->name, h->target);
+		respond_error(h, 400, "bad_path");
+		return;
+	}
 	h->route = route_find(h, m, path_len);
 	h->pool = h->route ? h->route->pool : h->l->pool;
 	if (h->route && h->route->conf->nsplit) {

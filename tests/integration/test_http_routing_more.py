@@ -156,3 +156,23 @@ def test_normalize_path_false_forwards_the_path_as_received(fulcrum, backend, co
     assert c.request(target="/admin").status == 403
     r = c.request(target="/public/../admin")
     assert (r.status, r.body) == (200, b"/public/../admin"), r
+
+
+def test_escaped_slashes_are_kept_by_default(fulcrum, backend, connect, port):
+    a = http_backend(backend, "A", respond=echo_target)
+    fulcrum(guard_config(port, a))
+    # Kept by default: one segment for the route, passed on as it came.
+    r = client(connect, port).request(target="/public%2F..%2Fadmin")
+    assert (r.status, r.body) == (200, b"/public%2F..%2Fadmin"), r
+
+
+def test_escaped_slashes_reject(fulcrum, backend, connect, port):
+    a = http_backend(backend, "A", respond=echo_target)
+    f = fulcrum(guard_config(port, a, escaped_slashes="reject"))
+    for t in ["/public%2F..%2Fadmin", "/a%5cb", "/a%2fb?x=1"]:
+        r = client(connect, port).request(target=t)
+        assert r.status == 400, (t, r)
+    assert a.requests == []
+    assert client(connect, port).request(target="/a/b?q=%2F").status == 200
+    recs = wait_records(f, 4)
+    assert [r.get("cause") for r in recs][:3] == ["bad_path"] * 3, recs

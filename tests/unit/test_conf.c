@@ -455,7 +455,7 @@ static void test_unknown_key(void **state)
 		"t.yaml:2:3: global: unknown key \"wrokers\"; did you mean \"workers\"? "
 		"(valid keys here: workers, max_connections, drain_timeout, log)",
 		"t.yaml:7:5: listeners[0]: unknown key \"max_conections\"; did you mean \"max_connections\"? "
-		"(valid keys here: name, bind, protocol, public, allow, deny, pool, routes, limits, trusted_proxies, forwarded, normalize_path, underscore_fields, error_pages, max_connections, "
+		"(valid keys here: name, bind, protocol, public, allow, deny, pool, routes, limits, trusted_proxies, forwarded, normalize_path, escaped_slashes, underscore_fields, error_pages, max_connections, "
 		"backlog, tcp_congestion, forwarding, timeouts, tls, tls_passthrough)",
 		"t.yaml:12:9: pools[0].servers[0]: unknown key \"colour\" "
 		"(valid keys here: address, weight, backup, state)");

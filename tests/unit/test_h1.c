@@ -769,6 +769,10 @@ static void test_normalize_path(void **state)
 		assert_string_equal(norm(cases[i][0]), cases[i][1]);
 	for (size_t i = 0; i < ARRAY_LEN(refused); i++)
 		assert_null(norm(refused[i]));
+	assert_true(h1_has_escaped_slash("/a%2Fb", 6));
+	assert_true(h1_has_escaped_slash("/a%5c", 5));
+	assert_false(h1_has_escaped_slash("/a%2", 4));
+	assert_false(h1_has_escaped_slash("/a%20b/%2", 9));
 	/* Nothing is written when nothing changes: a read-only path is safe. */
 	size_t n = 1;
 	assert_int_equal(h1_normalize_path((char *)"/", &n, NULL), 0);
