@@ -176,3 +176,21 @@ def test_escaped_slashes_reject(fulcrum, backend, connect, port):
     assert client(connect, port).request(target="/a/b?q=%2F").status == 200
     recs = wait_records(f, 4)
     assert [r.get("cause") for r in recs][:3] == ["bad_path"] * 3, recs
+
+
+def test_normalised_paths_in_a_pipeline(fulcrum, backend, connect, port):
+    """The path is rewritten in place in the input buffer; requests
+    pipelined behind it, with their bodies, arrive intact."""
+    from http_helpers import build
+
+    def respond(req):
+        from http_helpers import Resp
+        return Resp(200, f"{req.method} {req.target} {req.body.decode()}".encode())
+    a = http_backend(backend, "A", respond=respond)
+    fulcrum(http_config(port, {"a": [a]}))
+    c = client(connect, port)
+    c.send(build("POST", "/x/../a//b?q=/../y", body=b"one") + build("GET", "/%7Eu/./c")
+           + build("POST", "/plain", body=b"three") + build("GET", "//d"))
+    bodies = [c.response().body for _ in range(4)]
+    assert bodies == [b"POST /a/b?q=/../y one", b"GET /~u/c ", b"POST /plain three",
+                      b"GET /d "], bodies
