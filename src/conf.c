@@ -1864,6 +1864,31 @@ static void load_error_page(struct ctx *c, struct conf_listener *l, size_t e, co
 	l->page_len[status] = n;
 }
 
+/* Keys that change how HTTP is handled, set away from their defaults on a
+ * listener that does not read HTTP: they do nothing there, and an operator
+ * who set escaped_slashes: reject should not believe otherwise. */
+static void warn_http_keys(struct ctx *c, const struct conf_listener *l, const char *path)
+{
+	char keys[160] = "";
+	const struct { bool set; const char *name; } k[] = {
+		{ l->forwarded, "forwarded" },
+		{ !l->normalize_path, "normalize_path" },
+		{ l->escaped_slashes != ES_KEEP, "escaped_slashes" },
+		{ l->underscore_fields != US_PASS, "underscore_fields" },
+		{ l->trusted_proxies.n > 0, "trusted_proxies" },
+		{ l->error_pages.n > 0, "error_pages" },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(k); i++)
+		if (k[i].set)
+			snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%s%s",
+				 *keys ? ", " : "", k[i].name);
+	if (*keys)
+		warn(c, l->loc, path, "%s only change%s how HTTP is handled; %s %s listener does not "
+		     "read HTTP, so %s nothing here", keys, strchr(keys, ',') ? "" : "s",
+		     article(l->protocol), conf_proto_name(l->protocol),
+		     strchr(keys, ',') ? "they do" : "it does");
+}
+
 static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc root)
 {
 	bool *used = xcalloc(cfg->npools, sizeof(bool));
@@ -1933,6 +1958,7 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 				err(c, l->routes_loc, sub(path, "routes", kp), "routes are for http, https and "
 				    "tls_passthrough listeners; %s %s listener sends every connection to its pool",
 				    article(l->protocol), conf_proto_name(l->protocol));
+			warn_http_keys(c, l, path);
 		}
 		check_listener_tls(c, l, path);
 	}

@@ -462,6 +462,33 @@ static void test_unknown_key(void **state)
 }
 
 /* A misspelt required section: the suggestion, and the missing section. */
+static void test_http_keys_on_tcp_listener_warn(void **state)
+{
+	struct conf_errors e;
+	struct config *cfg = load(
+		"listeners:\n"
+		"  - { name: raw, bind: 127.0.0.1:8080, pool: app, escaped_slashes: reject }\n"
+		"  - { name: both, bind: 127.0.0.1:8081, pool: app, forwarded: true,\n"
+		"      normalize_path: false }\n"
+		"  - { name: web, bind: 127.0.0.1:8082, protocol: http, pool: web,\n"
+		"      escaped_slashes: reject, forwarded: true }\n"
+		"pools:\n"
+		"  - { name: app, servers: [{ address: 127.0.0.1:9001 }] }\n"
+		"  - { name: web, protocol: http, servers: [{ address: 127.0.0.1:9002 }] }\n", &e);
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(e.n, 0);
+	assert_int_equal(e.nwarn, 2);
+	assert_string_equal(e.warn[0], "t.yaml:2:5: warning: listeners[0]: escaped_slashes only "
+			    "changes how HTTP is handled; a tcp listener does not read HTTP, so it does "
+			    "nothing here");
+	assert_string_equal(e.warn[1], "t.yaml:3:5: warning: listeners[1]: forwarded, "
+			    "normalize_path only change how HTTP is handled; a tcp listener does not "
+			    "read HTTP, so they do nothing here");
+	conf_errors_free(&e);
+	conf_free(cfg);
+}
+
 static void test_unknown_top_level_key(void **state)
 {
 	(void)state;
@@ -1058,6 +1085,7 @@ int main(void)
 		cmocka_unit_test(test_partial_sections_get_defaults),
 		cmocka_unit_test(test_every_key_set),
 		cmocka_unit_test(test_unused_pool_warns),
+		cmocka_unit_test(test_http_keys_on_tcp_listener_warn),
 		cmocka_unit_test(test_retries_auto),
 		cmocka_unit_test(test_algorithms),
 		cmocka_unit_test(test_public_wildcard_accepted),
