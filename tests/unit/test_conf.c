@@ -72,13 +72,16 @@ static bool same_lines(char **got, size_t ngot, const char *const *want)
 	return true;
 }
 
-/* Loading must fail with exactly these error lines (in this order) and
- * exactly these warnings. Both lists end with NULL. */
-static void expect_problems(const char *yaml, const char *const *errors, const char *const *warnings)
+/* Loading must fail (or, with `loads`, succeed) with exactly these error
+ * lines (in this order) and exactly these warnings. Both lists end with
+ * NULL. */
+static void expect_lines(const char *yaml, bool loads, const char *const *errors,
+			 const char *const *warnings)
 {
 	struct conf_errors e;
 	struct config *cfg = load(yaml, &e);
-	bool ok = cfg == NULL && same_lines(e.v, e.n, errors) && same_lines(e.warn, e.nwarn, warnings);
+	bool ok = (cfg != NULL) == loads && same_lines(e.v, e.n, errors) &&
+		  same_lines(e.warn, e.nwarn, warnings);
 	if (!ok) {
 		fprintf(stderr, "config %s\n", cfg ? "LOADED" : "refused");
 		print_lines("got errors", e.v, e.n);
@@ -92,9 +95,15 @@ static void expect_problems(const char *yaml, const char *const *errors, const c
 		fail_msg("the errors are not the expected ones");
 }
 
+static void expect_problems(const char *yaml, const char *const *errors, const char *const *warnings)
+{
+	expect_lines(yaml, false, errors, warnings);
+}
+
 #define LINES(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define NONE ((const char *const[]){ NULL })
 #define EXPECT_ERRORS(yaml, ...) expect_problems(yaml, LINES(__VA_ARGS__), NONE)
+#define EXPECT_WARNINGS(yaml, ...) expect_lines(yaml, true, NONE, LINES(__VA_ARGS__))
 
 static const char *ip4_text(const struct conf_addr *a, char *buf)
 {
@@ -297,20 +306,14 @@ static void test_every_key_set(void **state)
 
 static void test_unused_pool_warns(void **state)
 {
-	struct conf_errors e;
-	struct config *cfg = load(
+	(void)state;
+	EXPECT_WARNINGS(
 		"listeners:\n"
 		"  - { name: web, bind: 127.0.0.1:8080, pool: app }\n"
 		"pools:\n"
 		"  - { name: app, servers: [{ address: 127.0.0.1:9001 }] }\n"
-		"  - { name: spare, servers: [{ address: 127.0.0.1:9002 }] }\n", &e);
-	(void)state;
-	assert_non_null(cfg);
-	assert_int_equal(e.n, 0);
-	assert_int_equal(e.nwarn, 1);
-	assert_string_equal(e.warn[0], "t.yaml:5:13: warning: pool \"spare\" is not used by any listener");
-	conf_errors_free(&e);
-	conf_free(cfg);
+		"  - { name: spare, servers: [{ address: 127.0.0.1:9002 }] }\n",
+		"t.yaml:5:13: warning: pool \"spare\" is not used by any listener");
 }
 
 static void test_retries_auto(void **state)
@@ -464,8 +467,8 @@ static void test_unknown_key(void **state)
 /* A misspelt required section: the suggestion, and the missing section. */
 static void test_http_keys_on_tcp_listener_warn(void **state)
 {
-	struct conf_errors e;
-	struct config *cfg = load(
+	(void)state;
+	EXPECT_WARNINGS(
 		"listeners:\n"
 		"  - { name: raw, bind: 127.0.0.1:8080, pool: app, escaped_slashes: reject }\n"
 		"  - { name: both, bind: 127.0.0.1:8081, pool: app, forwarded: true,\n"
@@ -474,19 +477,11 @@ static void test_http_keys_on_tcp_listener_warn(void **state)
 		"      escaped_slashes: reject, forwarded: true }\n"
 		"pools:\n"
 		"  - { name: app, servers: [{ address: 127.0.0.1:9001 }] }\n"
-		"  - { name: web, protocol: http, servers: [{ address: 127.0.0.1:9002 }] }\n", &e);
-	(void)state;
-	assert_non_null(cfg);
-	assert_int_equal(e.n, 0);
-	assert_int_equal(e.nwarn, 2);
-	assert_string_equal(e.warn[0], "t.yaml:2:5: warning: listeners[0]: escaped_slashes only "
-			    "changes how HTTP is handled; a tcp listener does not read HTTP, so it does "
-			    "nothing here");
-	assert_string_equal(e.warn[1], "t.yaml:3:5: warning: listeners[1]: forwarded, "
-			    "normalize_path only change how HTTP is handled; a tcp listener does not "
-			    "read HTTP, so they do nothing here");
-	conf_errors_free(&e);
-	conf_free(cfg);
+		"  - { name: web, protocol: http, servers: [{ address: 127.0.0.1:9002 }] }\n",
+		"t.yaml:2:5: warning: listeners[0]: escaped_slashes only changes how HTTP is handled; "
+		"a tcp listener does not read HTTP, so it does nothing here",
+		"t.yaml:3:5: warning: listeners[1]: forwarded, normalize_path only change how HTTP is "
+		"handled; a tcp listener does not read HTTP, so they do nothing here");
 }
 
 static void test_unknown_top_level_key(void **state)
