@@ -65,6 +65,8 @@ struct kw_table {
 	size_t n;
 	size_t size;                    /* element size, for KW_LIST */
 	size_t loc_off;                 /* offset + 1 of the element's conf_loc */
+	size_t written_off;             /* offset + 1 of a uint32_t: bit i set when key i is
+					 * in the file; or 0 */
 };
 
 #define LOC(type, field) (offsetof(type, field) + 1)
@@ -108,7 +110,7 @@ static const struct kw log_kw[] = {
 	  NULL, NULL, "Error log target: `stdout`, `stderr` or a file path (reopened on SIGUSR1)." },
 };
 static const struct kw_table log_table = {
-	"global.log", "Where and how fulcrum logs.", log_kw, ARRAY_LEN(log_kw), 0, 0,
+	"global.log", "Where and how fulcrum logs.", log_kw, ARRAY_LEN(log_kw), 0, 0, 0,
 };
 
 static const struct kw global_kw[] = {
@@ -126,7 +128,7 @@ static const struct kw global_kw[] = {
 	  &log_table, "Logging, see `global.log`." },
 };
 static const struct kw_table global_table = {
-	"global", "Process-wide settings.", global_kw, ARRAY_LEN(global_kw), 0, 0,
+	"global", "Process-wide settings.", global_kw, ARRAY_LEN(global_kw), 0, 0, 0,
 };
 
 static const struct kw timeouts_kw[] = {
@@ -159,7 +161,7 @@ static const struct kw timeouts_kw[] = {
 };
 static const struct kw_table timeouts_table = {
 	"listeners[].timeouts", "Timeouts of one listener's connections.", timeouts_kw,
-	ARRAY_LEN(timeouts_kw), 0, 0,
+	ARRAY_LEN(timeouts_kw), 0, 0, 0,
 };
 
 static const struct kw limits_kw[] = {
@@ -173,7 +175,7 @@ static const struct kw limits_kw[] = {
 	  UINT64_MAX / 2, NULL, NULL, "Largest request body; larger: 413." },
 };
 static const struct kw_table limits_table = {
-	"listeners[].limits", "http: limits on requests.", limits_kw, ARRAY_LEN(limits_kw), 0, 0,
+	"listeners[].limits", "http: limits on requests.", limits_kw, ARRAY_LEN(limits_kw), 0, 0, 0,
 };
 
 static const struct kw match_kw[] = {
@@ -205,7 +207,7 @@ static const struct kw match_kw[] = {
 };
 static const struct kw_table match_table = {
 	"listeners[].routes[].match", "What a request must have for the route to apply; all given "
-	"conditions must hold. No `match`: every request.", match_kw, ARRAY_LEN(match_kw), 0, 0,
+	"conditions must hold. No `match`: every request.", match_kw, ARRAY_LEN(match_kw), 0, 0, 0,
 };
 
 static const struct kw respond_kw[] = {
@@ -218,7 +220,7 @@ static const struct kw respond_kw[] = {
 };
 static const struct kw_table respond_table = {
 	"listeners[].routes[].respond", "Answer the request directly, without a server.", respond_kw,
-	ARRAY_LEN(respond_kw), 0, 0,
+	ARRAY_LEN(respond_kw), 0, 0, 0,
 };
 
 static const struct kw redirect_kw[] = {
@@ -232,7 +234,7 @@ static const struct kw redirect_kw[] = {
 };
 static const struct kw_table redirect_table = {
 	"listeners[].routes[].redirect", "Send the client elsewhere.", redirect_kw, ARRAY_LEN(redirect_kw),
-	0, 0,
+	0, 0, 0,
 };
 
 static const struct kw split_kw[] = {
@@ -243,7 +245,7 @@ static const struct kw split_kw[] = {
 };
 static const struct kw_table split_table = {
 	"listeners[].routes[].split[]", "One pool of a split.", split_kw, ARRAY_LEN(split_kw),
-	sizeof(struct conf_split), LOC(struct conf_split, loc),
+	sizeof(struct conf_split), LOC(struct conf_split, loc), 0,
 };
 
 static const struct kw rewrite_kw[] = {
@@ -252,7 +254,7 @@ static const struct kw rewrite_kw[] = {
 };
 static const struct kw_table rewrite_table = {
 	"listeners[].routes[].rewrite", "Change the request before it is sent on.", rewrite_kw,
-	ARRAY_LEN(rewrite_kw), 0, 0,
+	ARRAY_LEN(rewrite_kw), 0, 0, 0,
 };
 
 static const struct kw header_ops_kw[] = {
@@ -266,11 +268,11 @@ static const struct kw header_ops_kw[] = {
 static const struct kw_table req_ops_table = {
 	"listeners[].routes[].request_headers", "Framing fields (Content-Length, Transfer-Encoding, Host) "
 	"and the X-Forwarded-* fields fulcrum adds cannot be changed here.",
-	header_ops_kw, ARRAY_LEN(header_ops_kw), 0, 0,
+	header_ops_kw, ARRAY_LEN(header_ops_kw), 0, 0, 0,
 };
 static const struct kw_table resp_ops_table = {
 	"listeners[].routes[].response_headers", "Framing fields cannot be changed here.",
-	header_ops_kw, ARRAY_LEN(header_ops_kw), 0, 0,
+	header_ops_kw, ARRAY_LEN(header_ops_kw), 0, 0, 0,
 };
 
 static const struct kw route_kw[] = {
@@ -299,7 +301,7 @@ static const struct kw_table route_table = {
 	"listeners[].routes[]", "http: the first route whose `match` fits a request handles it with "
 	"exactly one of `pool`, `respond` or `redirect`. A request no route matches gets 404, unless "
 	"the listener names a `pool`, which then serves it.", route_kw, ARRAY_LEN(route_kw),
-	sizeof(struct conf_route), LOC(struct conf_route, loc),
+	sizeof(struct conf_route), LOC(struct conf_route, loc), 0,
 };
 
 static const struct kw cert_kw[] = {
@@ -319,7 +321,7 @@ static const struct kw cert_kw[] = {
 static const struct kw_table cert_table = {
 	"listeners[].tls.certificates[]", "One certificate with its key. Files are read at startup and on "
 	"SIGHUP; paths are relative to the working directory.", cert_kw, ARRAY_LEN(cert_kw),
-	sizeof(struct conf_cert), LOC(struct conf_cert, loc),
+	sizeof(struct conf_cert), LOC(struct conf_cert, loc), 0,
 };
 
 static const struct kw client_auth_kw[] = {
@@ -337,7 +339,7 @@ static const struct kw client_auth_kw[] = {
 };
 static const struct kw_table client_auth_table = {
 	"listeners[].tls.client_auth", "Client certificates (mutual TLS).", client_auth_kw,
-	ARRAY_LEN(client_auth_kw), 0, 0,
+	ARRAY_LEN(client_auth_kw), 0, 0, 0,
 };
 
 static const struct kw tls_server_kw[] = {
@@ -379,7 +381,7 @@ static const struct kw tls_server_kw[] = {
 };
 static const struct kw_table tls_server_table = {
 	"listeners[].tls", "ssl and https listeners: TLS settings.", tls_server_kw, ARRAY_LEN(tls_server_kw),
-	0, 0,
+	0, 0, 0,
 };
 
 static const struct kw tls_client_kw[] = {
@@ -410,7 +412,7 @@ static const struct kw tls_client_kw[] = {
 };
 static const struct kw_table tls_client_table = {
 	"pools[].tls", "https pools, and tcp pools with `enabled: true`: TLS to the servers. Sessions "
-	"are resumed per server.", tls_client_kw, ARRAY_LEN(tls_client_kw), 0, 0,
+	"are resumed per server.", tls_client_kw, ARRAY_LEN(tls_client_kw), 0, 0, 0,
 };
 
 static const struct kw check_kw[] = {
@@ -466,6 +468,7 @@ static const struct kw check_kw[] = {
 static const struct kw_table check_table = {
 	"pools[].health_check", "Active health checks: only servers that pass get new traffic. Checks "
 	"run on their own thread and never delay a request.", check_kw, ARRAY_LEN(check_kw), 0, 0,
+	0,
 };
 
 static const struct kw on_change_kw[] = {
@@ -477,6 +480,7 @@ static const struct kw on_change_kw[] = {
 };
 static const struct kw_table on_change_table = {
 	"pools[].on_change", "A hook for alerting or automation.", on_change_kw, ARRAY_LEN(on_change_kw), 0, 0,
+	0,
 };
 
 static const struct kw passive_kw[] = {
@@ -495,6 +499,7 @@ static const struct kw passive_kw[] = {
 static const struct kw_table passive_table = {
 	"pools[].passive", "Passive outlier detection: servers that fail real traffic are ejected "
 	"for a while, whether or not they have active checks.", passive_kw, ARRAY_LEN(passive_kw), 0, 0,
+	0,
 };
 
 static const struct kw listener_kw[] = {
@@ -522,7 +527,7 @@ static const struct kw listener_kw[] = {
 	  "requests that no route matches." },
 	{ "routes", KW_LIST, offsetof(struct conf_listener, routes), LOC(struct conf_listener, routes_loc),
 	  offsetof(struct conf_listener, nroutes), NULL, NULL, false, 0, 0, NULL, &route_table,
-	  "http: see `listeners[].routes[]`." },
+	  "http, https, and tcp with `tls_passthrough`: see `listeners[].routes[]`." },
 	{ "limits", KW_SECTION, offsetof(struct conf_listener, limits), 0, 0, NULL, NULL, false, 0, 0,
 	  NULL, &limits_table, "http: see `listeners[].limits`." },
 	{ "trusted_proxies", KW_CIDRS, offsetof(struct conf_listener, trusted_proxies), 0, 0, NULL,
@@ -581,9 +586,12 @@ static const struct kw listener_kw[] = {
 	  "chooses a pool by its server name (`routes` with `match.sni`), and forwards every byte "
 	  "untouched. A ClientHello without a server name takes the route without `match`." },
 };
+_Static_assert(ARRAY_LEN(listener_kw) <= 32, "keys_written has one bit per listener key");
+
 static const struct kw_table listener_table = {
 	"listeners[]", "Where fulcrum accepts connections.", listener_kw, ARRAY_LEN(listener_kw),
 	sizeof(struct conf_listener), LOC(struct conf_listener, loc),
+	LOC(struct conf_listener, keys_written),
 };
 
 static const struct kw server_kw[] = {
@@ -600,7 +608,7 @@ static const struct kw server_kw[] = {
 };
 static const struct kw_table server_table = {
 	"pools[].servers[]", "The backends of a pool.", server_kw, ARRAY_LEN(server_kw),
-	sizeof(struct conf_server), LOC(struct conf_server, addr.loc),
+	sizeof(struct conf_server), LOC(struct conf_server, addr.loc), 0,
 };
 
 static const struct kw keepalive_kw[] = {
@@ -611,7 +619,7 @@ static const struct kw keepalive_kw[] = {
 };
 static const struct kw_table keepalive_table = {
 	"pools[].keepalive", "http: reuse of server connections.", keepalive_kw, ARRAY_LEN(keepalive_kw),
-	0, 0,
+	0, 0, 0,
 };
 
 static const struct kw sticky_kw[] = {
@@ -621,6 +629,7 @@ static const struct kw sticky_kw[] = {
 };
 static const struct kw_table sticky_table = {
 	"pools[].sticky", "http: session persistence by cookie.", sticky_kw, ARRAY_LEN(sticky_kw), 0, 0,
+	0,
 };
 
 static const struct kw pool_kw[] = {
@@ -673,7 +682,7 @@ static const struct kw pool_kw[] = {
 };
 static const struct kw_table pool_table = {
 	"pools[]", "Groups of backend servers.", pool_kw, ARRAY_LEN(pool_kw), sizeof(struct conf_pool),
-	LOC(struct conf_pool, loc),
+	LOC(struct conf_pool, loc), 0,
 };
 
 static const struct kw root_kw[] = {
@@ -687,6 +696,7 @@ static const struct kw root_kw[] = {
 static const struct kw_table root_table = {
 	"", "A config file is a mapping with these sections. A complete example: "
 	"[examples/quickstart.yaml](../examples/quickstart.yaml).", root_kw, ARRAY_LEN(root_kw), 0, 0,
+	0,
 };
 
 /* ---- error collection -------------------------------------------------- */
@@ -1147,6 +1157,8 @@ static void apply_map(struct ctx *c, const struct kw_table *t, yaml_node_t *node
 			continue;
 		}
 		seen[i] = true;
+		if (t->written_off)
+			*(uint32_t *)(base + t->written_off - 1) |= 1u << i;
 		apply_value(c, &t->kw[i], val, base, kpath);
 	}
 	for (size_t i = 0; i < t->n; i++) {
@@ -1864,29 +1876,22 @@ static void load_error_page(struct ctx *c, struct conf_listener *l, size_t e, co
 	l->page_len[status] = n;
 }
 
-/* Keys that change how HTTP is handled, set away from their defaults on a
- * listener that does not read HTTP: they do nothing there, and an operator
- * who set escaped_slashes: reject should not believe otherwise. */
+/* Keys the table marks "http:", written for a listener that does not read
+ * HTTP: they do nothing there, and an operator who wrote escaped_slashes:
+ * reject should not believe otherwise. */
 static void warn_http_keys(struct ctx *c, const struct conf_listener *l, const char *path)
 {
-	char keys[160] = "";
-	const struct { bool set; const char *name; } k[] = {
-		{ l->forwarded, "forwarded" },
-		{ !l->normalize_path, "normalize_path" },
-		{ l->escaped_slashes != ES_KEEP, "escaped_slashes" },
-		{ l->underscore_fields != US_PASS, "underscore_fields" },
-		{ l->trusted_proxies.n > 0, "trusted_proxies" },
-		{ l->error_pages.n > 0, "error_pages" },
-	};
-	for (size_t i = 0; i < ARRAY_LEN(k); i++)
-		if (k[i].set)
+	char keys[256] = "";
+	size_t n = 0;
+	for (size_t i = 0; i < listener_table.n; i++)
+		if ((l->keys_written & (1u << i)) && strncmp(listener_kw[i].doc, "http: ", 6) == 0) {
 			snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%s%s",
-				 *keys ? ", " : "", k[i].name);
-	if (*keys)
+				 n++ ? ", " : "", listener_kw[i].name);
+		}
+	if (n)
 		warn(c, l->loc, path, "%s only change%s how HTTP is handled; %s %s listener does not "
-		     "read HTTP, so %s nothing here", keys, strchr(keys, ',') ? "" : "s",
-		     article(l->protocol), conf_proto_name(l->protocol),
-		     strchr(keys, ',') ? "they do" : "it does");
+		     "read HTTP, so %s nothing here", keys, n > 1 ? "" : "s",
+		     article(l->protocol), conf_proto_name(l->protocol), n > 1 ? "they do" : "it does");
 }
 
 static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc root)
@@ -1958,8 +1963,9 @@ static void check_listeners(struct ctx *c, struct config *cfg, struct conf_loc r
 				err(c, l->routes_loc, sub(path, "routes", kp), "routes are for http, https and "
 				    "tls_passthrough listeners; %s %s listener sends every connection to its pool",
 				    article(l->protocol), conf_proto_name(l->protocol));
-			warn_http_keys(c, l, path);
 		}
+		if (l->protocol != PROTO_HTTP && l->protocol != PROTO_HTTPS)
+			warn_http_keys(c, l, path);
 		check_listener_tls(c, l, path);
 	}
 	for (size_t p = 0; p < cfg->npools; p++)

@@ -263,6 +263,7 @@ struct conf_listener {
 	int underscore_fields;       /* enum us_mode */
 	char *tcp_congestion;        /* congestion control toward the clients; NULL: the system's */
 	struct conf_loc tcp_congestion_loc;
+	uint32_t keys_written;       /* bit i: listener key i was in the file */
 	struct conf_timeouts timeouts;
 	struct conf_limits limits;
 	struct conf_route *routes;   /* http: the pool key adds a last catch-all route */

@@ -475,12 +475,16 @@ static void test_http_keys_on_tcp_listener_warn(void **state)
 		"      normalize_path: false }\n"
 		"  - { name: web, bind: 127.0.0.1:8082, protocol: http, pool: web,\n"
 		"      escaped_slashes: reject, forwarded: true }\n"
+		"  - { name: pt, bind: 127.0.0.1:8083, tls_passthrough: true, pool: app,\n"
+		"      normalize_path: true, limits: { fields: 10 } }\n"
 		"pools:\n"
 		"  - { name: app, servers: [{ address: 127.0.0.1:9001 }] }\n"
 		"  - { name: web, protocol: http, servers: [{ address: 127.0.0.1:9002 }] }\n",
 		"t.yaml:2:5: warning: listeners[0]: escaped_slashes only changes how HTTP is handled; "
 		"a tcp listener does not read HTTP, so it does nothing here",
 		"t.yaml:3:5: warning: listeners[1]: forwarded, normalize_path only change how HTTP is "
+		"handled; a tcp listener does not read HTTP, so they do nothing here",
+		"t.yaml:7:5: warning: listeners[3]: limits, normalize_path only change how HTTP is "
 		"handled; a tcp listener does not read HTTP, so they do nothing here");
 }
 
