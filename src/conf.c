@@ -1327,11 +1327,25 @@ static void check_target(struct ctx *c, struct conf_loc loc, const char *path, c
 		    "control characters (write them %%-encoded: %%20)", shown(target, b, sizeof(b)));
 }
 
+static const char *const location_vars[] = {
+	[LOCV_HOST] = "{host}", [LOCV_PATH] = "{path}", [LOCV_SCHEME] = "{scheme}",
+};
+
+enum location_var conf_location_var(const char *p, size_t *len)
+{
+	for (int v = LOCV_HOST; v <= LOCV_SCHEME; v++) {
+		*len = strlen(location_vars[v]);
+		if (strncmp(p, location_vars[v], *len) == 0)
+			return (enum location_var)v;
+	}
+	*len = 0;
+	return LOCV_NONE;
+}
+
 /* A redirect's Location: one line without spaces; {host}, {path} and
  * {scheme} are the only placeholders (a URI has no other braces). */
 static void check_location(struct ctx *c, struct conf_loc loc, const char *path, const char *to)
 {
-	static const char *const names[] = { "{host}", "{path}", "{scheme}" };
 	char b[160];
 	if (!h1_is_field_value(to) || strchr(to, ' ')) {
 		err(c, loc, path, "\"%s\" holds a space, a line break or another control character; "
@@ -1339,10 +1353,8 @@ static void check_location(struct ctx *c, struct conf_loc loc, const char *path,
 		return;
 	}
 	for (const char *p = strchr(to, '{'); p; p = strchr(p + 1, '{')) {
-		size_t i = 0;
-		while (i < ARRAY_LEN(names) && strncmp(p, names[i], strlen(names[i])) != 0)
-			i++;
-		if (i == ARRAY_LEN(names)) {
+		size_t len;
+		if (conf_location_var(p, &len) == LOCV_NONE) {
 			size_t n = strcspn(p, "}");
 			err(c, loc, path, "unknown placeholder \"%.*s\" in \"%s\"; the placeholders are "
 			    "{host}, {path} and {scheme}", (int)(p[n] ? n + 1 : n), p, to);

@@ -327,4 +327,10 @@ void conf_write_reference(FILE *out);
 
 const char *conf_proto_name(int proto);
 
+/* The placeholders of a redirect target (routes[].redirect.to). */
+enum location_var { LOCV_NONE = 0, LOCV_HOST, LOCV_PATH, LOCV_SCHEME };
+
+/* The placeholder p starts with, and its length in *len; LOCV_NONE if none. */
+enum location_var conf_location_var(const char *p, size_t *len);
+
 #endif

@@ -663,18 +663,21 @@ static void expand_location(char *out, size_t len, const char *tmpl, const struc
 	while (*tmpl && o + 1 < len) {
 		const char *val = NULL;
 		size_t vlen = 0, skip = 0;
-		if (strncmp(tmpl, "{host}", 6) == 0) {
+		switch (*tmpl == '{' ? conf_location_var(tmpl, &skip) : LOCV_NONE) {
+		case LOCV_HOST:
 			val = m->authority ? m->authority : "";
 			vlen = m->authority ? m->authority_len : 0;
-			skip = 6;
-		} else if (strncmp(tmpl, "{path}", 6) == 0) {
+			break;
+		case LOCV_PATH:
 			val = m->path;
 			vlen = m->path_len;
-			skip = 6;
-		} else if (strncmp(tmpl, "{scheme}", 8) == 0) {
+			break;
+		case LOCV_SCHEME:
 			val = tls ? "https" : "http";
 			vlen = tls ? 5 : 4;
-			skip = 8;
+			break;
+		case LOCV_NONE:
+			break;
 		}
 		if (skip) {
 			if (vlen > len - o - 1)
