@@ -67,6 +67,12 @@ static inline unsigned char lc(unsigned char c)
 	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
+/* The value of a hex digit, or -1. */
+static int hexval(unsigned char c)
+{
+	return !IS(c, C_HEX) ? -1 : IS(c, C_DIGIT) ? c - '0' : lc(c) - 'a' + 10;
+}
+
 /* s[0..n) equals the lowercase literal `lit`, ignoring ASCII case. */
 static bool ieq(const char *s, size_t n, const char *lit, size_t lit_len)
 {
@@ -933,7 +939,7 @@ static int64_t chunked_run(struct h1_chunked *c, const char *buf, size_t len, co
 			/* fall through */
 		case CS_SIZE:
 			if (IS(ch, C_HEX)) {
-				unsigned d = IS(ch, C_DIGIT) ? (unsigned)(ch - '0') : (unsigned)(lc(ch) - 'a' + 10);
+				unsigned d = (unsigned)hexval(ch);
 				if (c->remaining > (uint64_t)(INT64_MAX - d) / 16)
 					return chunk_fail(c, why, "chunk size overflows");
 				c->remaining = c->remaining * 16 + d;
@@ -1137,12 +1143,6 @@ bool h1_is_field_value(const char *s)
 bool h1_is_target(const char *s)
 {
 	return all_of(s, C_TARGET);
-}
-
-static int hexval(unsigned char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
 static bool unreserved(unsigned char c)
