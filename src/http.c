@@ -951,12 +951,37 @@ static void pick_hints(struct hcli *h, const struct h1_msg *m)
 	}
 }
 
+/* The path as the listener routes it: normalised (unless normalize_path:
+ * false), in place, since the head is in our own buffer and normalising
+ * only shortens it; the query moves up behind the new end. *path_len is the
+ * path's length without the query. Returns NULL, or why the path is
+ * refused. The access log keeps the target as received, copied before. */
+static const char *check_path(const struct conf_listener *lc, struct h1_msg *m, size_t *path_len)
+{
+	const char *why = NULL;
+	size_t n = *path_len;
+	if (lc->normalize_path && m->path[0] == '/') {
+		if (h1_normalize_path((char *)m->path, &n, &why) < 0)
+			return why;
+		if (n != *path_len) {
+			uint32_t cut = (uint32_t)(*path_len - n);
+			memmove((char *)m->path + n, m->path + *path_len, m->path_len - *path_len);
+			m->path_len -= cut;
+			m->target_len -= cut;
+			*path_len = n;
+		}
+	}
+	if (lc->escaped_slashes == ES_REJECT && h1_has_escaped_slash(m->path, *path_len))
+		return "an escaped / or \\ in the path";
+	return NULL;
+}
+
 /* A complete request head is at the front of cin. */
 static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 {
 	const struct conf_listener *lc = h->l->conf;
 	size_t path_len;
-	const char *q;
+	const char *q, *why;
 
 	h->t_head = loop_now(h->w->loop);
 	h->version = m->version;
@@ -984,28 +1009,8 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 	}
 	q = memchr(m->path, '?', m->path_len);
 	path_len = q ? (size_t)(q - m->path) : m->path_len;
-	if (lc->normalize_path && m->path[0] == '/') {
-		/* In place: the head is in our own buffer, and normalising only
-		 * shortens the path; the query moves up behind it. The access log
-		 * keeps the target as received (copied above). */
-		size_t n = path_len;
-		const char *why;
-		if (h1_normalize_path((char *)m->path, &n, &why) < 0) {
-			log_debug("listener %s: request for %s refused: %s", lc->name, h->target, why);
-			respond_error(h, 400, "bad_path");
-			return;
-		}
-		if (n != path_len) {
-			uint32_t cut = (uint32_t)(path_len - n);
-			memmove((char *)m->path + n, m->path + path_len, m->path_len - path_len);
-			m->path_len -= cut;
-			m->target_len -= cut;
-			path_len = n;
-		}
-	}
-	if (lc->escaped_slashes == ES_REJECT && h1_has_escaped_slash(m->path, path_len)) {
-		log_debug("listener %s: request for %s refused: an escaped / or \\ in the path",
-			  lc->name, h->target);
+	if ((why = check_path(lc, m, &path_len))) {
+		log_debug("listener %s: request for %s refused: %s", lc->name, h->target, why);
 		respond_error(h, 400, "bad_path");
 		return;
 	}
@@ -1054,7 +1059,6 @@ static void handle_request(struct hcli *h, struct h1_msg *m, int head_len)
 		/* Check the body bytes already here before any server sees the
 		 * head: a body that is invalid from its start is refused whole. */
 		struct h1_chunked probe = { 0 };
-		const char *why;
 		if (h1_chunked_feed(&probe, h->cin->data + h->cin->head + head_len,
 				    h->cin->tail - h->cin->head - (uint32_t)head_len, &why) < 0) {
 			log_debug("listener %s: bad chunked request body: %s", lc->name, why);
