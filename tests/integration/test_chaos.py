@@ -690,65 +690,68 @@ class Chaos:
         finally:
             abort(raw, rng.random() < 0.5)
 
-    def _tcp(self):
+    def _tcp(self, send, until, judge, rst, shut_wr=False):
+        """One tcp exchange: send, read until `until` bytes or the end, then
+        judge(got, how) names what is wrong (or None); the socket is then
+        closed, with a reset when `rst`."""
         s = socket.create_connection(("127.0.0.1", self.ports["raw"]), timeout=OP_TIMEOUT)
-        return s
+        try:
+            got, how = pump(s, send, until, shut_wr=shut_wr)
+            problem = judge(got, how)
+            if problem:
+                raise Unexpected(problem)
+            return "ok"
+        finally:
+            abort(s, rst)
+
+    @staticmethod
+    def _same(got, want):
+        return "same" if got == want else "DIFFERENT"
 
     def tcp_echo(self, rng, st, tag):
         n = rng.choice((rng.randint(1, 2000), rng.randint(2000, 256 * 1024)))
         off = rng.randrange(len(BIG) - n + 1)
         data = BIG[off:off + n]
         half = rng.random() < 0.5
-        s = self._tcp()
-        try:
-            got, how = pump(s, b"ECHO0000" + data, n + 1 if half else n, shut_wr=half)
-            if got != data or how != ("eof" if half else "count"):
-                raise Unexpected(f"tcp echo of {n} bytes (half-close {half}): got {len(got)} "
-                                 f"bytes ({'same' if got == data else 'DIFFERENT'}), end {how}")
-            return "ok"
-        finally:
-            abort(s, not half and rng.random() < 0.5)
+        return self._tcp(
+            b"ECHO0000" + data, n + 1 if half else n,
+            lambda got, how: None if got == data and how == ("eof" if half else "count") else
+            f"tcp echo of {n} bytes (half-close {half}): got {len(got)} bytes "
+            f"({self._same(got, data)}), end {how}",
+            rst=not half and rng.random() < 0.5, shut_wr=half)
 
     def tcp_client_abort(self, rng, st, tag):
-        s = self._tcp()
-        try:
-            got, how = pump(s, b"ECHO0000" + BIG, rng.randint(1, 512 * 1024))
-            if got != BIG[:len(got)] or how != "count":
-                raise Unexpected(f"tcp: {len(got)} bytes received, end {how}, prefix "
-                                 f"{'ok' if got == BIG[:len(got)] else 'WRONG'}")
-            return "ok"
-        finally:
-            abort(s, rng.random() < 0.5)
+        return self._tcp(
+            b"ECHO0000" + BIG, rng.randint(1, 512 * 1024),
+            lambda got, how: None if got == BIG[:len(got)] and how == "count" else
+            f"tcp: {len(got)} bytes received, end {how}, prefix "
+            f"{self._same(got, BIG[:len(got)])}",
+            rst=rng.random() < 0.5)
 
     def tcp_server_close(self, rng, st, tag):
         """The server echoes exactly what was sent and closes: every byte,
         then EOF."""
         k = rng.randint(1, 256)
         data = BIG[:k * 1024]
-        s = self._tcp()
-        try:
-            got, how = pump(s, b"CLOS%04d" % k + data, len(data) + 1)
-            if got != data or how != "eof":
-                raise Unexpected(f"tcp: server closed after {len(data)} bytes: got {len(got)} "
-                                 f"({'same' if got == data else 'DIFFERENT'}), end {how}")
-            return "ok"
-        finally:
-            abort(s, rng.random() < 0.5)
+        return self._tcp(
+            b"CLOS%04d" % k + data, len(data) + 1,
+            lambda got, how: None if got == data and how == "eof" else
+            f"tcp: server closed after {len(data)} bytes: got {len(got)} "
+            f"({self._same(got, data)}), end {how}",
+            rst=rng.random() < 0.5)
 
     def tcp_server_reset(self, rng, st, tag):
         """The server resets after k KiB while the client sends more: what
         arrives is a prefix, then the connection ends."""
         k = rng.randint(1, 256)
         data = BIG[:2 * k * 1024]
-        s = self._tcp()
-        try:
-            got, how = pump(s, b"RSET%04d" % k + data, len(data) + 1)
-            if got != data[:len(got)] or len(got) > k * 1024 or how == "count":
-                raise Unexpected(f"tcp: server reset after {k} KiB: got {len(got)} bytes, "
-                                 f"end {how}, prefix {'ok' if got == data[:len(got)] else 'WRONG'}")
-            return "ok"
-        finally:
-            abort(s, rng.random() < 0.5)
+        return self._tcp(
+            b"RSET%04d" % k + data, len(data) + 1,
+            lambda got, how: None if (got == data[:len(got)] and len(got) <= k * 1024
+                                      and how != "count") else
+            f"tcp: server reset after {k} KiB: got {len(got)} bytes, end {how}, prefix "
+            f"{self._same(got, data[:len(got)])}",
+            rst=rng.random() < 0.5)
 
     def ws_abort(self, rng, st, tag):
         front = rng.choice(("web", "secure"))
@@ -997,12 +1000,10 @@ def run_chaos(fulcrum, backend, backend_on_port, p, tmp_path, seed, ws):
                     f"({chaos.installed})"
         finally:
             c.sock.close()
-    s = chaos._tcp()
-    try:
-        got, how = pump(s, b"ECHO0000" + b"still echoing\n", len(b"still echoing\n"))
-        assert (got, how) == (b"still echoing\n", "count")
-    finally:
-        s.close()
+    msg = b"still echoing\n"
+    chaos._tcp(b"ECHO0000" + msg, len(msg),
+               lambda got, how: None if (got, how) == (msg, "count") else
+               f"tcp echo after the chaos: {got!r}, end {how}", rst=False)
 
     # 5. A clean stop, and no sanitizer report.
     rc = f.stop(15)
