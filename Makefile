@@ -9,7 +9,7 @@
 
 PREFIX  ?= /usr/local
 CC      ?= gcc
-PKG     := yaml-0.1 libpcre2-8 libssl libcrypto
+PKG     := yaml-0.1 libpcre2-8 libssl libcrypto liburing
 SANITIZE ?= 0
 FUZZ_SECONDS ?= 60
 

@@ -2,7 +2,7 @@
 # Install the Debian packages fulcrum needs to build, test and benchmark,
 # only those that are missing. Runs apt-get as root (or through sudo).
 set -e
-PKGS="build-essential pkg-config libyaml-dev libssl-dev libpcre2-dev libnghttp2-dev
+PKGS="build-essential pkg-config libyaml-dev libssl-dev libpcre2-dev libnghttp2-dev liburing-dev
 libcmocka-dev clang python3 python3-pytest python3-websockets curl netcat-openbsd iproute2 openssl
 haproxy nginx-light libnginx-mod-stream wrk iperf3 testssl.sh"
 missing=""

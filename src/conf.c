@@ -124,6 +124,12 @@ static const struct kw global_kw[] = {
 	{ "drain_timeout", KW_DURATION, offsetof(struct conf_global, drain_timeout), 0, 0, "30s", NULL, false,
 	  0, 86400000, NULL, NULL,
 	  "On SIGTERM or SIGINT, how long open connections may take to finish before they are closed." },
+	{ "batch_sends", KW_BOOL, offsetof(struct conf_global, batch_sends), 0, 0, "true", NULL, false, 0, 0,
+	  NULL, NULL,
+	  "Small writes to plain TCP sockets made while a worker handles one round of events go to "
+	  "the kernel together, in one io_uring call, before it waits again: one syscall instead of "
+	  "one per write. `false`: each write is its own send(). Off by itself, with a warning, "
+	  "where the kernel does not allow io_uring." },
 	{ "log", KW_SECTION, offsetof(struct conf_global, log), 0, 0, NULL, NULL, false, 0, 0, NULL,
 	  &log_table, "Logging, see `global.log`." },
 };

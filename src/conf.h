@@ -292,6 +292,7 @@ struct conf_global {
 	uint64_t workers;            /* 0: auto, one per CPU */
 	uint64_t max_connections;    /* 0: auto, from the open-files limit */
 	uint64_t drain_timeout;
+	bool batch_sends;
 	struct conf_log log;
 };
 

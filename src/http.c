@@ -2023,8 +2023,6 @@ static void upgrade_to_tunnel(struct hcli *h)
 	struct worker *w = h->w;
 	struct hsrv *b = h->be;
 	struct buf *up = h->cin, *down = h->bin;
-	int cfd = h->c.io.fd, bfd = b->s.io.fd;
-	SSL *ctls = h->c.tls, *btls = b->s.tls;
 
 	log_request(h, "upgraded");
 	if (up && up->head == up->tail)
@@ -2039,12 +2037,14 @@ static void upgrade_to_tunnel(struct hcli *h)
 	loop_timer_del(w->loop, &h->t_be);
 	b->closed = true;
 	b->s.io.fn = noop_event;
-	b->s.tls = h->c.tls = NULL;
+	h->c.io.fn = noop_event;
+	/* The stream takes both sockets, with whatever is written to them but
+	 * not sent yet (the 101, say); these objects keep fd -1. */
+	stream_adopt(w, h->l, &h->peer, &h->c, &b->s, h->pool, b->srv, up, down,
+		     h->l->conf->timeouts.tunnel);
 	srv_free_later(b);
 	h->be = NULL;
 	retire_client(h);
-	stream_adopt(w, h->l, &h->peer, cfd, ctls, bfd, btls, h->pool, b->srv, up, down,
-		     h->l->conf->timeouts.tunnel);
 }
 
 static void cli_handshake(struct hcli *h)

@@ -14,6 +14,8 @@ struct loop {
 	struct loop_io wake_io;
 	void (*wake_fn)(struct loop *l, void *arg);
 	void *wake_arg;
+	void (*before_wait)(void *arg);
+	void *before_wait_arg;
 };
 
 static void heap_swap(struct loop *l, uint32_t a, uint32_t b)
@@ -178,6 +180,12 @@ void loop_set_wake(struct loop *l, void (*fn)(struct loop *l, void *arg), void *
 	l->wake_arg = arg;
 }
 
+void loop_set_before_wait(struct loop *l, void (*fn)(void *arg), void *arg)
+{
+	l->before_wait = fn;
+	l->before_wait_arg = arg;
+}
+
 void loop_wake(struct loop *l)
 {
 	uint64_t one = 1;
@@ -206,6 +214,8 @@ int loop_run_once(struct loop *l, int max_wait_ms)
 	struct epoll_event ev[MAX_EVENTS];
 	int timeout = max_wait_ms, n;
 
+	if (l->before_wait)
+		l->before_wait(l->before_wait_arg);
 	l->now = now_ms();
 	if (l->nheap) {
 		uint64_t next = l->heap[0]->key;

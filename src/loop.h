@@ -60,6 +60,8 @@ uint64_t loop_now(const struct loop *l);
  * -errno. */
 int loop_run_once(struct loop *l, int max_wait_ms);
 
+/* Call fn(arg) at the start of every turn, before the loop waits. */
+void loop_set_before_wait(struct loop *l, void (*fn)(void *arg), void *arg);
 /* Wake the loop from another thread; the wake callback runs in the loop. */
 void loop_set_wake(struct loop *l, void (*fn)(struct loop *l, void *arg), void *arg);
 void loop_wake(struct loop *l);

@@ -322,17 +322,17 @@ static struct stream *stream_new(struct worker *w, struct listener_rt *l, struct
 }
 
 void stream_adopt(struct worker *w, struct listener_rt *l, const struct sockaddr_storage *peer,
-		  int cfd, SSL *ctls, int bfd, SSL *btls, struct pool_rt *pool, struct lb_server *srv,
+		  struct xport *cx, struct xport *bx, struct pool_rt *pool, struct lb_server *srv,
 		  struct buf *up, struct buf *down, uint64_t idle_ms)
 {
-	struct stream *s = stream_new(w, l, pool, cfd, peer);
+	struct stream *s = stream_new(w, l, pool, cx->io.fd, peer);
 	s->srv = srv;
 	s->tries = 1;
-	s->cli.x.tls = ctls;
-	s->be.x.tls = btls;
-	s->splice = s->splice && !ctls && !btls;
-	s->be.x.io.fd = bfd;
+	xport_move(&s->cli.x, cx);
+	xport_move(&s->be.x, bx);
+	s->cli.x.io.fn = on_client;
 	s->be.x.io.fn = on_backend;
+	s->splice = s->splice && !s->cli.x.tls && !s->be.x.tls;
 	s->cli_idle_ms = s->be_idle_ms = idle_ms;
 	s->up.buf = up;
 	s->down.buf = down;

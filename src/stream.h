@@ -8,6 +8,8 @@
 #include "worker.h"
 #include "tls.h"
 
+struct xport;
+
 #include <sys/socket.h>
 
 /* Take over an accepted client socket `fd` on worker w for listener l.
@@ -23,7 +25,7 @@ void stream_accept(struct worker *w, struct listener_rt *l, int fd,
  * bytes already read from either side (may be NULL; the stream owns them).
  * The connection slot and the listener's active count move with it. */
 void stream_adopt(struct worker *w, struct listener_rt *l, const struct sockaddr_storage *peer,
-		  int cfd, SSL *ctls, int bfd, SSL *btls, struct pool_rt *pool, struct lb_server *srv,
+		  struct xport *cx, struct xport *bx, struct pool_rt *pool, struct lb_server *srv,
 		  struct buf *up, struct buf *down, uint64_t idle_ms);
 
 /* Close every open stream of the worker now (forced shutdown). */

@@ -4,6 +4,7 @@
 #include "stream.h"
 #include "sock.h"
 #include "http.h"
+#include "xport.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -349,6 +350,7 @@ static void *worker_main(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "fulcrum-w%u", w->id);
 	pthread_setname_np(pthread_self(), name);
+	xport_batch_use(w->batch);
 	for (;;) {
 		int rc = loop_run_once(w->loop, w->again ? 0 : -1);
 		if (rc < 0) {
@@ -451,6 +453,14 @@ struct worker *workers_create(struct gen *g, char **msg)
 			goto fail;
 		}
 		loop_set_wake(w->loop, on_wake, w);
+		if (g->cfg->global.batch_sends) {
+			w->batch = xport_batch_new(w->loop);
+			if (w->batch)
+				loop_set_before_wait(w->loop, xport_batch_flush, w->batch);
+			else if (id == 0)
+				log_warn("send batching is off: io_uring cannot be used (%s); "
+					 "each write goes out with its own syscall", strerror(errno));
+		}
 		for (size_t i = 0, k = 0; i < g->nlisteners; i++) {
 			struct listener_rt *l = &g->listeners[i];
 			for (size_t b = 0; b < l->conf->nbinds; b++, k++) {
@@ -528,6 +538,7 @@ void workers_join_free(struct worker *ws, uint32_t n)
 			free(w->lbstate);
 		}
 		buf_pool_clear(&w->bufs);
+		xport_batch_free(w->batch);
 		loop_free(w->loop);
 		for (size_t k = 0; w->tls && k < w->gen->nlisteners; k++) {
 			tls_server_unref(w->tls[k]);

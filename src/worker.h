@@ -31,6 +31,7 @@ struct worker {
 	uint32_t id;
 	pthread_t thread;
 	struct loop *loop;
+	struct xport_batch *batch;  /* NULL: writes go out one by one */
 	struct gen *gen;
 	struct stats *stats;
 	struct wlistener *ls;

@@ -7,10 +7,275 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <liburing.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* ---- send batching ------------------------------------------------------ */
+
+#define BATCH_SLOTS 256           /* sockets with staged bytes per round */
+#define BATCH_ARENA (256u * 1024) /* staged bytes per round */
+#define BATCH_MAX 4096            /* larger writes go out at once */
+#define LINGER_MS 10000           /* how long a closed socket may take to send its rest */
+#define LINGER_MAX 1024           /* lingering sockets per worker; more are closed at once */
+
+struct lingerer {
+	struct loop_io io;
+	struct loop_timer timer;
+	struct xport_batch *b;
+	struct lingerer *next, **pprev;
+	char *data;
+	uint32_t len;
+	bool shut;
+};
+
+struct xport_batch {
+	struct io_uring ring;
+	struct loop *loop;
+	struct xport *slot[BATCH_SLOTS];
+	uint32_t nslots, used;
+	struct lingerer *lingering;
+	uint32_t nlinger;
+	char arena[BATCH_ARENA];
+};
+
+static __thread struct xport_batch *cur_batch;
+
+/* Keep n bytes the kernel did not take, behind those already kept. */
+static void keep(struct xport *x, const char *p, uint32_t n)
+{
+	if (x->pend_len + n > x->pend_cap) {
+		uint32_t cap = x->pend_cap * 2 > x->pend_len + n ? x->pend_cap * 2 : x->pend_len + n;
+		x->pend = xrealloc(x->pend, cap);
+		x->pend_cap = cap;
+	}
+	memcpy(x->pend + x->pend_len, p, n);
+	x->pend_len += n;
+}
+
+/* Take x's staged bytes out of the batch: into pend when `keep_them`. */
+static void unstage(struct xport *x, bool keep_them)
+{
+	struct xport_batch *b = cur_batch;
+	if (keep_them)
+		keep(x, b->arena + x->st_off, x->st_len);
+	b->slot[x->st_slot - 1] = NULL;
+	x->st_slot = 0;
+	x->st_len = 0;
+}
+
+static void drop_pending(struct xport *x)
+{
+	if (x->st_slot)
+		unstage(x, false);
+	free(x->pend);
+	x->pend = NULL;
+	x->pend_len = x->pend_cap = 0;
+}
+
+/* Send what is staged and kept for x now: 0 when all of it is out (and the
+ * shutdown that waited for it done), FL_AGAIN when some is left (can_write
+ * cleared), or -errno (also kept in x->err). */
+static int push_out(struct xport *x)
+{
+	if (x->st_slot)
+		unstage(x, true);
+	uint32_t done = 0;
+	while (done < x->pend_len) {
+		ssize_t r = send(x->io.fd, x->pend + done, x->pend_len - done, MSG_NOSIGNAL);
+		if (r < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				return x->err = -errno;
+			memmove(x->pend, x->pend + done, x->pend_len - done);
+			x->pend_len -= done;
+			x->can_write = false;
+			return FL_AGAIN;
+		}
+		done += (uint32_t)r;
+	}
+	drop_pending(x);
+	if (x->shut_after) {
+		x->shut_after = false;
+		shutdown(x->io.fd, SHUT_WR);
+	}
+	return 0;
+}
+
+/* Copy a write into the batch when it may go there; true if it did. */
+static bool stage(struct xport *x, const void *p, size_t n)
+{
+	struct xport_batch *b = cur_batch;
+	if (!b || n > BATCH_MAX || b->used + n > BATCH_ARENA)
+		return false;
+	if (x->st_slot && x->st_off + x->st_len != b->used)
+		return false;  /* another socket staged since: not contiguous */
+	if (!x->st_slot) {
+		if (b->nslots == BATCH_SLOTS)
+			return false;
+		b->slot[b->nslots++] = x;
+		x->st_slot = b->nslots;
+		x->st_off = b->used;
+		x->st_len = 0;
+	}
+	memcpy(b->arena + b->used, p, n);
+	b->used += (uint32_t)n;
+	x->st_len += (uint32_t)n;
+	return true;
+}
+
+void xport_batch_flush(void *arg)
+{
+	struct xport_batch *b = arg;
+	unsigned n = 0;
+	for (uint32_t i = 0; i < b->nslots; i++) {
+		struct xport *x = b->slot[i];
+		if (!x)
+			continue;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+		io_uring_prep_send(sqe, x->io.fd, b->arena + x->st_off, x->st_len,
+				   MSG_NOSIGNAL | MSG_DONTWAIT);
+		sqe->user_data = i;
+		n++;
+	}
+	int rc = 0;
+	if (n) {
+		/* MSG_DONTWAIT: each send completes within the call (-EAGAIN
+		 * rather than waiting for room), so the wait ends at once. */
+		do
+			rc = io_uring_submit_and_wait(&b->ring, n);
+		while (rc == -EINTR);
+	}
+	for (unsigned seen = 0; seen < n && rc >= 0;) {
+		struct io_uring_cqe *cqe;
+		if (io_uring_wait_cqe(&b->ring, &cqe) < 0)
+			break;
+		struct xport *x = b->slot[cqe->user_data];
+		int res = cqe->res;
+		io_uring_cqe_seen(&b->ring, cqe);
+		seen++;
+		if (res == -EAGAIN || res == -EINTR)
+			res = 0;
+		if (res < 0) {
+			x->err = res;  /* epoll reports it too; the next call returns it */
+			unstage(x, false);
+		} else if ((uint32_t)res < x->st_len) {
+			x->st_off += (uint32_t)res;
+			x->st_len -= (uint32_t)res;
+			unstage(x, true);
+			x->can_write = false;  /* EPOLLOUT sends the rest */
+		} else {
+			unstage(x, false);
+		}
+	}
+	/* Anything left (io_uring refused the submission): send it here. */
+	for (uint32_t i = 0; i < b->nslots; i++)
+		if (b->slot[i])
+			push_out(b->slot[i]);
+	b->nslots = 0;
+	b->used = 0;
+}
+
+struct xport_batch *xport_batch_new(struct loop *l)
+{
+	struct xport_batch *b = xcalloc(1, sizeof(*b));
+	int rc = io_uring_queue_init(BATCH_SLOTS, &b->ring, 0);
+	if (rc < 0) {
+		free(b);
+		errno = -rc;
+		return NULL;
+	}
+	b->loop = l;
+	return b;
+}
+
+static void linger_end(struct lingerer *lg)
+{
+	loop_timer_del(lg->b->loop, &lg->timer);
+	close(lg->io.fd);
+	*lg->pprev = lg->next;
+	if (lg->next)
+		lg->next->pprev = lg->pprev;
+	lg->b->nlinger--;
+	free(lg->data);
+	free(lg);
+}
+
+void xport_batch_free(struct xport_batch *b)
+{
+	if (!b)
+		return;
+	while (b->lingering)
+		linger_end(b->lingering);
+	if (cur_batch == b)
+		cur_batch = NULL;
+	io_uring_queue_exit(&b->ring);
+	free(b);
+}
+
+void xport_batch_use(struct xport_batch *b)
+{
+	cur_batch = b;
+}
+
+static void linger_event(struct loop *l, struct loop_io *io, uint32_t ev)
+{
+	struct lingerer *lg = container_of(io, struct lingerer, io);
+	while (lg->len && !(ev & EPOLLERR)) {
+		ssize_t r = send(io->fd, lg->data, lg->len, MSG_NOSIGNAL);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (r < 0)
+			break;
+		memmove(lg->data, lg->data + r, lg->len - (uint32_t)r);
+		lg->len -= (uint32_t)r;
+	}
+	if (!lg->len && lg->shut)
+		shutdown(io->fd, SHUT_WR);
+	linger_end(lg);
+}
+
+static void linger_timeout(struct loop *l, struct loop_timer *t)
+{
+	linger_end(container_of(t, struct lingerer, timer));
+}
+
+/* Hand a closing socket with bytes left to send to the batch, which sends
+ * them when it can and then closes it. False when it cannot take it. */
+static bool linger(struct xport *x)
+{
+	struct xport_batch *b = cur_batch;
+	if (!b || b->nlinger >= LINGER_MAX)
+		return false;
+	struct lingerer *lg = xcalloc(1, sizeof(*lg));
+	lg->io.fd = x->io.fd;
+	lg->io.fn = linger_event;
+	if (loop_mod(b->loop, &lg->io, EPOLLOUT) < 0) {
+		free(lg);
+		return false;
+	}
+	lg->b = b;
+	lg->data = x->pend;
+	lg->len = x->pend_len;
+	lg->shut = x->shut_after;
+	lg->timer.fn = linger_timeout;
+	loop_timer_set(b->loop, &lg->timer, LINGER_MS);
+	lg->next = b->lingering;
+	lg->pprev = &b->lingering;
+	if (lg->next)
+		lg->next->pprev = &lg->next;
+	b->lingering = lg;
+	b->nlinger++;
+	x->pend = NULL;
+	x->pend_len = x->pend_cap = 0;
+	x->shut_after = false;
+	x->io.fd = -1;
+	return true;
+}
+
+/* ---- reading and writing ------------------------------------------------ */
 
 void xport_note(struct xport *x, uint32_t ev)
 {
@@ -29,6 +294,8 @@ void xport_note(struct xport *x, uint32_t ev)
 			x->rd_wants_write = false;
 			x->can_read = true;
 		}
+		if (x->pend_len && !x->err)
+			push_out(x);
 	}
 }
 
@@ -73,6 +340,14 @@ ssize_t xport_send(struct xport *x, const void *p, size_t n)
 {
 	ssize_t r;
 	if (!x->tls) {
+		if (x->err)
+			return x->err;
+		if (x->pend_len && (r = push_out(x)) != 0)
+			return r;
+		if (stage(x, p, n))
+			return (ssize_t)n;
+		if (x->st_slot && (r = push_out(x)) != 0)
+			return r;
 		r = send(x->io.fd, p, n, MSG_NOSIGNAL);
 		if (r >= 0)
 			return r;
@@ -119,6 +394,13 @@ ssize_t xport_splice_in(struct xport *x, struct fpipe *p, size_t max)
 
 ssize_t xport_splice_out(struct xport *x, struct fpipe *p)
 {
+	if (x->err)
+		return x->err;
+	if (x->st_slot || x->pend_len) {
+		int rc = push_out(x);
+		if (rc)
+			return rc;
+	}
 	ssize_t n = splice_once(p->rd, x->io.fd, p->fill, &x->can_write);
 	if (n > 0)
 		p->fill -= (uint32_t)n;
@@ -131,12 +413,32 @@ void xport_shutdown_wr(struct xport *x)
 		/* close_notify, best effort; no more TLS writes after it. */
 		int want;
 		tls_close_notify(x->tls, &want);
+	} else if ((x->st_slot || x->pend_len) && !x->err && push_out(x) == FL_AGAIN) {
+		x->shut_after = true;  /* once the rest is out */
+		return;
 	}
 	shutdown(x->io.fd, SHUT_WR);
 }
 
+void xport_move(struct xport *dst, struct xport *src)
+{
+	*dst = *src;
+	if (dst->st_slot)
+		cur_batch->slot[dst->st_slot - 1] = dst;
+	src->io.fd = -1;
+	src->tls = NULL;
+	src->st_slot = src->st_len = 0;
+	src->pend = NULL;
+	src->pend_len = src->pend_cap = 0;
+}
+
 void xport_close(struct xport *x, bool clean)
 {
+	if (x->st_slot || x->pend_len) {
+		if (clean && !x->err && push_out(x) == FL_AGAIN && linger(x))
+			return;
+		drop_pending(x);
+	}
 	if (x->tls) {
 		tls_close(x->tls, clean);
 		x->tls = NULL;

@@ -20,10 +20,38 @@ struct xport {
 	bool eof;                 /* a read returned the end */
 	bool rd_wants_write;      /* TLS: a read waits for write space */
 	bool wr_wants_read;       /* TLS: a write waits for input */
+	/* Send batching (plain TCP; see xport_batch below). */
+	bool shut_after;          /* shut down for writing once pend is out */
+	uint32_t st_slot;         /* slot + 1 of bytes staged in the batch; 0: none */
+	uint32_t st_off, st_len;  /* where they are in the batch's arena */
+	int err;                  /* -errno of a batched send, for the next call */
+	uint32_t pend_len, pend_cap;
+	char *pend;               /* bytes a send left over: they go before any other */
 };
 
-/* Record what an epoll event says the socket can do now. */
+/* Record what an epoll event says the socket can do now (and, when the
+ * socket can take more, send what a batched send left over). */
 void xport_note(struct xport *x, uint32_t ev);
+
+/* Send batching (docs/internals/send-batching.md). While a worker handles
+ * one round of events, its small writes to plain TCP sockets are copied into
+ * the batch's arena instead of being sent one syscall each; before the loop
+ * waits again, xport_batch_flush() hands them all to the kernel in one
+ * io_uring_enter. To the caller a staged write looks sent. Bytes the kernel
+ * does not take are kept by the xport and go out, in order, before anything
+ * else (on the next write, on EPOLLOUT, at shutdown or close; a close that
+ * cannot finish them leaves the socket lingering until they are out). TLS,
+ * splice and large writes are never staged; they push out what is staged
+ * for the same socket first. */
+struct xport_batch;
+/* A batch for the loop l, or NULL with errno when io_uring cannot be used. */
+struct xport_batch *xport_batch_new(struct loop *l);
+/* Close what still lingers and free the batch. */
+void xport_batch_free(struct xport_batch *b);
+/* Stage this thread's writes in b from now on (NULL: send each at once). */
+void xport_batch_use(struct xport_batch *b);
+/* Send everything staged (the loop's before-wait hook). */
+void xport_batch_flush(void *b);
 
 /* Read up to n bytes: a positive count, 0 at the end, FL_AGAIN (the flags
  * say what to wait for), or -errno. */
@@ -55,8 +83,15 @@ int xport_tls_accept(struct xport *x, struct worker *w, struct listener_rt *l,
  * -EPROTO with the reason (a verify error, say) in why. */
 int xport_tls_connect(struct xport *x, char *why, size_t len);
 
+/* Hand the socket of src, with its TLS state and any bytes written to it
+ * that have not gone out yet, to dst (a new owner). src keeps only its io
+ * callback (events already fetched may still reach it) and fd -1. */
+void xport_move(struct xport *dst, struct xport *src);
+
 /* Free the TLS state (sending close_notify when `clean`) and close the
- * socket. The io callback should already point somewhere harmless. */
+ * socket. The io callback should already point somewhere harmless. When
+ * `clean`, written bytes the kernel has not taken yet still go out first
+ * (the socket lingers for them, up to 10 s); otherwise they are dropped. */
 void xport_close(struct xport *x, bool clean);
 
 #endif

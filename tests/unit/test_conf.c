@@ -456,7 +456,7 @@ static void test_unknown_key(void **state)
 		"      - address: 127.0.0.1:9001\n"
 		"        colour: blue\n",
 		"t.yaml:2:3: global: unknown key \"wrokers\"; did you mean \"workers\"? "
-		"(valid keys here: workers, max_connections, drain_timeout, log)",
+		"(valid keys here: workers, max_connections, drain_timeout, batch_sends, log)",
 		"t.yaml:7:5: listeners[0]: unknown key \"max_conections\"; did you mean \"max_connections\"? "
 		"(valid keys here: name, bind, protocol, public, allow, deny, pool, routes, limits, trusted_proxies, forwarded, normalize_path, escaped_slashes, underscore_fields, error_pages, max_connections, "
 		"backlog, tcp_congestion, forwarding, timeouts, tls, tls_passthrough)",

@@ -1,0 +1,168 @@
+"""Send batching (global.batch_sends): small writes to plain sockets are
+staged and handed to the kernel together in one io_uring call. What a client
+must see is unchanged: every byte, in order, then the close. These tests
+drive the paths where the kernel takes less than was staged (a client that
+does not read), on both settings."""
+
+import hashlib
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import SOCK_TIMEOUT, simple_config, wait_until
+from http_helpers import build, client, http_config
+
+CHUNK = 1000          # bytes per backend write: small enough to be staged
+CHUNKS = 3000         # 3 MB in all: far more than the socket buffers hold
+STALL = 1.5           # seconds the client reads nothing
+SMALL_RCVBUF = 4096
+
+
+def payload():
+    return b"".join(hashlib.sha256(b"%d" % i).digest() * 31 + b"12345678"[: CHUNK - 992]
+                    for i in range(CHUNKS))
+
+
+def dribble(sock, data):
+    """Send data in CHUNK-byte writes with short pauses, so that the proxy
+    reads (and writes) it in small pieces."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i in range(0, len(data), CHUNK):
+        sock.sendall(data[i:i + CHUNK])
+        time.sleep(0.0002)
+
+
+def slow_client(port):
+    """A client with a small receive buffer, connected to port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RCVBUF)
+    s.settimeout(SOCK_TIMEOUT)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_to_eof(s, limit=10 * CHUNK * CHUNKS):
+    got = bytearray()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        b = s.recv(65536)
+        if not b:
+            return bytes(got)
+        got += b
+        assert len(got) <= limit, "more bytes than were sent"
+    raise AssertionError(f"no end of stream after {len(got)} bytes")
+
+
+def io_uring_fds(pid):
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[io_uring]":
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_setting_decides_whether_io_uring_is_used(fulcrum, backend, port, batch):
+    b = backend("A")
+    f = fulcrum(simple_config([b], port, workers=2, batch_sends=batch))
+    assert io_uring_fds(f.pid) == (2 if batch else 0)
+    assert "send batching is off" not in f.error_log()
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_tcp_stalled_client_gets_every_byte_then_the_close(fulcrum, backend, port, batch):
+    data = payload()
+
+    def handler(bk, conn):
+        conn.sock.settimeout(30)
+        dribble(conn.sock, data)
+        conn.sock.close()
+
+    b = backend("DRIBBLE", handler=handler)
+    f = fulcrum(simple_config([b], port, workers=1, batch_sends=batch,
+                              listener_kw={"forwarding": "buffer"}))
+    s = slow_client(port)
+    time.sleep(STALL)            # the proxy's writes to us fill every buffer
+    got = read_to_eof(s)
+    s.close()
+    assert len(got) == len(data)
+    assert got == data, "bytes lost or out of order"
+    assert f.running()
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_http_close_after_response_to_stalled_client_delivers_it_whole(fulcrum, backend, port,
+                                                                        batch):
+    """The response ends, fulcrum closes the client connection, but the
+    client has read nothing yet: the rest still arrives before the close."""
+    body = payload()
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+
+    def handler(bk, conn):
+        conn.sock.settimeout(30)
+        req = b""
+        while b"\r\n\r\n" not in req:
+            chunk = conn.sock.recv(4096)
+            if not chunk:
+                return
+            req += chunk
+        conn.sock.sendall(head)
+        dribble(conn.sock, body)
+        conn.sock.recv(1)        # the proxy keeps the connection; wait for its close
+
+    b = backend("DRIBBLE", handler=handler)
+    f = fulcrum(http_config(port, {"p": [b.address]}, batch_sends=batch))
+    s = slow_client(port)
+    s.sendall(build("GET", "/big", headers=[("Connection", "close")]))
+    time.sleep(STALL)
+    got = read_to_eof(s)
+    s.close()
+    head_end = got.find(b"\r\n\r\n") + 4
+    assert got.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" in got[:head_end].lower()
+    assert got[head_end:] == body, (f"body of {len(got) - head_end} bytes, "
+                                    f"{len(body)} sent")
+    assert wait_until(lambda: "200" in f.stdout_text(), SOCK_TIMEOUT)
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_pipelined_requests_to_stalled_client_answered_in_order(fulcrum, backend, connect, port,
+                                                               batch):
+    def handler(bk, conn):
+        conn.sock.settimeout(30)
+        buf = b""
+        while True:
+            chunk = conn.sock.recv(65536)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\r\n\r\n" in buf:
+                req, buf = buf.split(b"\r\n\r\n", 1)
+                n = req.split(b" ", 2)[1].lstrip(b"/")
+                body = n + b" " + b"x" * 200
+                conn.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                                  % (len(body), body))
+
+    b = backend("ECHO", handler=handler)
+    fulcrum(http_config(port, {"p": [b.address]}, batch_sends=batch))
+    n = 3000
+    c = client(connect, port)
+    reqs = b"".join(build("GET", f"/{i}") for i in range(n))
+    # The proxy stops reading requests while its answers cannot go out, so
+    # the requests are sent from a thread.
+    sender = threading.Thread(target=c.sock.sendall, args=(reqs,), daemon=True)
+    sender.start()
+    time.sleep(STALL)
+    for i in range(n):
+        r = c.response()
+        assert r.status == 200
+        assert r.body == b"%d " % i + b"x" * 200, f"response {i} is not the answer to request {i}"
+    sender.join(SOCK_TIMEOUT)
+    assert not sender.is_alive()

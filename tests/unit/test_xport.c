@@ -1,0 +1,240 @@
+/* Send batching in the transport layer: writes staged in a batch reach the
+ * peer whole and in order, whatever the kernel takes at each flush; bytes
+ * it does not take go out before later ones, before a shutdown and, when
+ * the socket is closed cleanly, from a lingering socket. Tested on a
+ * socketpair with a small send buffer, so that the kernel soon refuses. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "loop.h"
+#include "xport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PIECE 1000
+
+struct rig {
+	struct loop *l;
+	struct xport_batch *b;
+	struct xport x;
+	int peer;          /* the other end, read by the test */
+	uint32_t next;     /* next byte value to write */
+	uint32_t expect;   /* next byte value to read */
+};
+
+static void noop(struct loop *l, struct loop_io *io, uint32_t ev)
+{
+	(void)l;
+	(void)io;
+	(void)ev;
+}
+
+static int setup(void **state)
+{
+	static struct rig r;
+	int sv[2], small = 4096;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	r.l = loop_new();
+	assert_non_null(r.l);
+	r.b = xport_batch_new(r.l);
+	assert_non_null(r.b);
+	xport_batch_use(r.b);
+	r.x.io.fd = sv[0];
+	r.x.io.fn = noop;
+	r.x.can_write = r.x.can_read = true;
+	assert_int_equal(loop_add(r.l, &r.x.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP), 0);
+	r.peer = sv[1];
+	*state = &r;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct rig *r = *state;
+	if (r->x.io.fd >= 0)
+		xport_close(&r->x, false);
+	xport_batch_free(r->b);
+	loop_free(r->l);
+	close(r->peer);
+	return 0;
+}
+
+/* Write one piece of the numbered byte stream; returns what xport_send did. */
+static ssize_t write_piece(struct rig *r, struct xport *x)
+{
+	unsigned char p[PIECE];
+	for (int i = 0; i < PIECE; i++)
+		p[i] = (unsigned char)(r->next + (uint32_t)i);
+	ssize_t n = xport_send(x, p, sizeof(p));
+	if (n > 0)
+		r->next += (uint32_t)n;
+	return n;
+}
+
+/* Write pieces, flushing the batch after each, until the transport says to
+ * wait for room. Returns the bytes it took. */
+static uint32_t fill(struct rig *r, struct xport *x)
+{
+	uint32_t before = r->next;
+	for (int i = 0; i < 100000 && x->can_write; i++) {
+		ssize_t n = write_piece(r, x);
+		if (n == FL_AGAIN)
+			break;
+		assert_true(n > 0);
+		xport_batch_flush(r->b);
+	}
+	assert_false(x->can_write);
+	return r->next - before;
+}
+
+/* Read what the peer has now (nonblocking) or, with `to_eof`, until the
+ * end, checking that the bytes continue the numbered stream. Returns the
+ * bytes read; at the end, *eof is set. */
+static uint32_t drain(struct rig *r, bool to_eof, bool *eof)
+{
+	unsigned char buf[65536];
+	uint32_t got = 0;
+	*eof = false;
+	for (;;) {
+		ssize_t n = recv(r->peer, buf, sizeof(buf), to_eof ? 0 : MSG_DONTWAIT);
+		if (n == 0) {
+			*eof = true;
+			return got;
+		}
+		if (n < 0) {
+			assert_true(errno == EAGAIN);
+			if (!to_eof)
+				return got;
+			/* the sender needs a turn of its loop to go on */
+			assert_true(loop_run_once(r->l, 100) >= 0);
+			continue;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] != (unsigned char)(r->expect + (uint32_t)i))
+				fail_msg("byte %u of the stream is %u, expected %u",
+					 r->expect + (unsigned)i, buf[i],
+					 (unsigned char)(r->expect + (uint32_t)i));
+		r->expect += (uint32_t)n;
+		got += (uint32_t)n;
+		if (to_eof)
+			(void)loop_run_once(r->l, 0);
+	}
+}
+
+/* The kernel takes part of a flush: the rest is kept and goes first. */
+static void test_refused_bytes_go_out_first(void **state)
+{
+	struct rig *r = *state;
+	bool eof;
+	uint32_t sent = fill(r, &r->x);
+	assert_true(sent > 0);
+	assert_true(r->x.pend_len > 0);
+	for (int round = 0; round < 3; round++) {
+		uint32_t got = drain(r, false, &eof);
+		assert_true(got > 0);
+		/* the room that reading made is announced by EPOLLOUT */
+		assert_true(loop_run_once(r->l, 100) >= 0);
+		xport_note(&r->x, EPOLLOUT);
+		fill(r, &r->x);
+	}
+	drain(r, false, &eof);
+	xport_note(&r->x, EPOLLOUT);
+	drain(r, false, &eof);
+	assert_int_equal(r->expect + r->x.pend_len, r->next);
+}
+
+/* Shut down for writing with bytes still kept: the FIN waits for them. */
+static void test_shutdown_waits_for_kept_bytes(void **state)
+{
+	struct rig *r = *state;
+	bool eof = false;
+	fill(r, &r->x);
+	write_piece(r, &r->x);   /* refused: kept behind the rest, or FL_AGAIN */
+	xport_shutdown_wr(&r->x);
+	while (!eof) {
+		drain(r, false, &eof);
+		xport_note(&r->x, EPOLLOUT);
+		if (!eof) {
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	assert_int_equal(r->expect, r->next);
+	assert_int_equal(r->x.pend_len, 0);
+}
+
+/* A clean close with bytes kept: the socket lingers until they are out,
+ * then the peer sees the end. */
+static void test_clean_close_lingers_until_sent(void **state)
+{
+	struct rig *r = *state;
+	bool eof;
+	fill(r, &r->x);
+	/* fill() stops when a flush came back short: those bytes are kept */
+	assert_true(r->x.pend_len > 0);
+	xport_shutdown_wr(&r->x);
+	assert_true(r->x.shut_after);
+	xport_close(&r->x, true);
+	assert_int_equal(r->x.io.fd, -1);
+	drain(r, true, &eof);
+	assert_true(eof);
+	assert_int_equal(r->expect, r->next);
+}
+
+/* An unclean close drops what was not sent; nothing is sent later. */
+static void test_unclean_close_drops(void **state)
+{
+	struct rig *r = *state;
+	bool eof;
+	write_piece(r, &r->x);   /* staged, not flushed */
+	xport_close(&r->x, false);
+	xport_batch_flush(r->b); /* must not touch the closed transport */
+	assert_int_equal(drain(r, true, &eof), 0);
+	assert_true(eof);
+}
+
+/* Handing a transport to a new owner takes its staged and kept bytes along. */
+static void test_move_keeps_staged_bytes(void **state)
+{
+	struct rig *r = *state;
+	bool eof;
+	static struct xport moved;
+	write_piece(r, &r->x);
+	xport_move(&moved, &r->x);
+	assert_int_equal(r->x.io.fd, -1);
+	memset(&r->x, 0xA5, sizeof(r->x));  /* the old object may be reused */
+	r->x.io.fd = -1;
+	write_piece(r, &moved);
+	xport_batch_flush(r->b);
+	assert_int_equal(drain(r, false, &eof), 2 * PIECE);
+	xport_close(&moved, true);
+	assert_int_equal(drain(r, true, &eof), 0);
+	assert_true(eof);
+	r->x.pend_len = 0;
+	r->x.st_slot = 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_refused_bytes_go_out_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_waits_for_kept_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clean_close_lingers_until_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unclean_close_drops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_move_keeps_staged_bytes, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
