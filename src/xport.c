@@ -178,10 +178,37 @@ void xport_batch_flush(void *arg)
 	b->used = 0;
 }
 
+/* The flush relies on a MSG_DONTWAIT send that meets a full socket ending
+ * with -EAGAIN inside io_uring_enter (older kernels parked it to finish
+ * later, which would stop the worker in the wait). Check it on a full
+ * socketpair: 0, or -errno (-EOPNOTSUPP when the kernel parks it). */
+static int probe_nowait(struct io_uring *ring)
+{
+	int sv[2], rc = -EOPNOTSUPP, small = 4096;
+	static const char fill[4096];
+	struct io_uring_cqe *cqe;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	for (int i = 0; i < 4096 && send(sv[0], fill, sizeof(fill), MSG_NOSIGNAL) > 0; i++)
+		;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	io_uring_prep_send(sqe, sv[0], fill, sizeof(fill), MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (io_uring_submit(ring) == 1 && io_uring_peek_cqe(ring, &cqe) == 0) {
+		rc = cqe->res == -EAGAIN ? 0 : -EOPNOTSUPP;
+		io_uring_cqe_seen(ring, cqe);
+	}
+	close(sv[0]);  /* a parked send ends with the socket */
+	close(sv[1]);
+	return rc;
+}
+
 struct xport_batch *xport_batch_new(struct loop *l)
 {
 	struct xport_batch *b = xcalloc(1, sizeof(*b));
 	int rc = io_uring_queue_init(BATCH_SLOTS, &b->ring, 0);
+	if (rc == 0 && (rc = probe_nowait(&b->ring)) < 0)
+		io_uring_queue_exit(&b->ring);
 	if (rc < 0) {
 		free(b);
 		errno = -rc;
