@@ -37,6 +37,7 @@ struct xport_batch {
 	struct loop *loop;
 	struct xport *slot[BATCH_SLOTS];
 	uint32_t nslots, used;
+	bool broken;              /* io_uring failed: no more batching */
 	struct lingerer *lingering;
 	uint32_t nlinger;
 	char arena[BATCH_ARENA];
@@ -108,7 +109,7 @@ static int push_out(struct xport *x)
 static bool stage(struct xport *x, const void *p, size_t n)
 {
 	struct xport_batch *b = cur_batch;
-	if (!b || n > BATCH_MAX || b->used + n > BATCH_ARENA)
+	if (!b || b->broken || n > BATCH_MAX || b->used + n > BATCH_ARENA)
 		return false;
 	if (x->st_slot && x->st_off + x->st_len != b->used)
 		return false;  /* another socket staged since: not contiguous */
@@ -130,7 +131,7 @@ void xport_batch_flush(void *arg)
 {
 	struct xport_batch *b = arg;
 	unsigned n = 0;
-	for (uint32_t i = 0; i < b->nslots; i++) {
+	for (uint32_t i = 0; i < b->nslots && !b->broken; i++) {
 		struct xport *x = b->slot[i];
 		if (!x)
 			continue;
@@ -147,6 +148,15 @@ void xport_batch_flush(void *arg)
 		do
 			rc = io_uring_submit_and_wait(&b->ring, n);
 		while (rc == -EINTR);
+	}
+	if (rc < 0) {
+		/* The sends may still sit in the ring: drop the ring (so they
+		 * never go with whatever the arena holds later) and send every
+		 * write at once from now on. */
+		log_error("send batching stops: io_uring_enter: %s; each write goes out "
+			  "with its own syscall from now on", strerror(-rc));
+		io_uring_queue_exit(&b->ring);
+		b->broken = true;
 	}
 	for (unsigned seen = 0; seen < n && rc >= 0;) {
 		struct io_uring_cqe *cqe;
@@ -238,7 +248,8 @@ void xport_batch_free(struct xport_batch *b)
 		linger_end(b->lingering);
 	if (cur_batch == b)
 		cur_batch = NULL;
-	io_uring_queue_exit(&b->ring);
+	if (!b->broken)
+		io_uring_queue_exit(&b->ring);
 	free(b);
 }
 

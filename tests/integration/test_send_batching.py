@@ -83,6 +83,14 @@ def host_allows_io_uring():
 def test_setting_decides_whether_io_uring_is_used(fulcrum, backend, port, batch):
     b = backend("A")
     f = fulcrum(simple_config([b], port, workers=2, batch_sends=batch))
+    # Each worker makes its ring when its thread starts: let the workers
+    # answer a few connections first, and wait for the rings.
+    for _ in range(4):
+        with socket.create_connection(("127.0.0.1", port), timeout=SOCK_TIMEOUT) as c:
+            c.recv(100)
+    if batch:
+        wait_until(lambda: io_uring_fds(f.pid) == 2 or "send batching" in f.error_log(),
+                   SOCK_TIMEOUT)
     warned = "send batching is off: io_uring cannot be used" in f.error_log()
     if not batch:
         assert io_uring_fds(f.pid) == 0 and not warned
