@@ -27,6 +27,9 @@ struct rig {
 	struct xport_batch *b;
 	struct xport x;
 	int peer;          /* the other end, read by the test */
+	struct xport y;    /* a second socket written in the same turns, so */
+	int ypeer;         /* that flushes go through io_uring (a lone send does not) */
+	uint64_t ybytes;
 	uint32_t next;     /* next byte value to write */
 	uint32_t expect;   /* next byte value to read */
 };
@@ -43,7 +46,7 @@ static int setup(void **state)
 	static struct rig r;
 	int sv[2], small = 4096;
 	memset(&r, 0, sizeof(r));
-	r.x.io.fd = r.peer = -1;
+	r.x.io.fd = r.peer = r.y.io.fd = r.ypeer = -1;
 	*state = &r;
 	r.l = loop_new();
 	assert_non_null(r.l);
@@ -64,6 +67,11 @@ static int setup(void **state)
 	r.x.can_write = r.x.can_read = true;
 	assert_int_equal(loop_add(r.l, &r.x.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP), 0);
 	r.peer = sv[1];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	r.y.io.fd = sv[0];
+	r.y.io.fn = noop;
+	r.y.can_write = true;
+	r.ypeer = sv[1];
 	return 0;
 }
 
@@ -72,6 +80,10 @@ static int teardown(void **state)
 	struct rig *r = *state;
 	if (r->x.io.fd >= 0)
 		xport_close(&r->x, false);
+	if (r->y.io.fd >= 0)
+		xport_close(&r->y, false);
+	if (r->ypeer >= 0)
+		close(r->ypeer);
 	xport_batch_free(r->b);
 	loop_free(r->l);
 	if (r->peer >= 0)
@@ -101,7 +113,12 @@ static uint32_t fill(struct rig *r, struct xport *x)
 		if (n == FL_AGAIN)
 			break;
 		assert_true(n > 0);
+		assert_int_equal(xport_send(&r->y, "y", 1), 1);
 		xport_batch_flush(r->b);
+		char yb[4096];
+		ssize_t k = recv(r->ypeer, yb, sizeof(yb), 0);
+		assert_true(k > 0);
+		r->ybytes += (uint64_t)k;
 	}
 	assert_false(x->can_write);
 	return r->next - before;
@@ -149,6 +166,8 @@ static void test_refused_bytes_go_out_first(void **state)
 	uint32_t sent = fill(r, &r->x);
 	assert_true(sent > 0);
 	assert_true(r->x.pend_len > 0);
+	/* the other socket got its byte of every turn */
+	assert_int_equal(r->ybytes, sent / PIECE);
 	for (int round = 0; round < 3; round++) {
 		uint32_t got = drain(r, false, &eof);
 		assert_true(got > 0);
