@@ -77,6 +77,31 @@ static void drop_pending(struct xport *x)
 	x->pend_len = x->pend_cap = 0;
 }
 
+/* Send from *len bytes at p until all are out (0), the socket is full
+ * (FL_AGAIN), or it fails (-errno); what is left moves to the front. */
+static int send_rest(int fd, char *p, uint32_t *len)
+{
+	uint32_t done = 0;
+	int rc = 0;
+	while (done < *len) {
+		ssize_t r = send(fd, p + done, *len - done, MSG_NOSIGNAL);
+		if (r < 0) {
+			rc = errno == EAGAIN || errno == EINTR ? FL_AGAIN : -errno;
+			break;
+		}
+		done += (uint32_t)r;
+	}
+	memmove(p, p + done, *len - done);
+	*len -= done;
+	return rc;
+}
+
+/* Bytes written to x that have not gone to the kernel yet. */
+static bool unsent(const struct xport *x)
+{
+	return x->st_slot || x->pend_len;
+}
+
 /* Send what is staged and kept for x now: 0 when all of it is out (and the
  * shutdown that waited for it done), FL_AGAIN when some is left (can_write
  * cleared), or -errno (also kept in x->err). */
@@ -84,19 +109,11 @@ static int push_out(struct xport *x)
 {
 	if (x->st_slot)
 		unstage(x, true);
-	uint32_t done = 0;
-	while (done < x->pend_len) {
-		ssize_t r = send(x->io.fd, x->pend + done, x->pend_len - done, MSG_NOSIGNAL);
-		if (r < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				return x->err = -errno;
-			memmove(x->pend, x->pend + done, x->pend_len - done);
-			x->pend_len -= done;
-			x->can_write = false;
-			return FL_AGAIN;
-		}
-		done += (uint32_t)r;
-	}
+	int rc = send_rest(x->io.fd, x->pend, &x->pend_len);
+	if (rc == FL_AGAIN)
+		x->can_write = false;
+	if (rc)
+		return rc == FL_AGAIN ? rc : (x->err = rc);
 	drop_pending(x);
 	if (x->shut_after) {
 		x->shut_after = false;
@@ -274,15 +291,8 @@ void xport_batch_use(struct xport_batch *b)
 static void linger_event(struct loop *l, struct loop_io *io, uint32_t ev)
 {
 	struct lingerer *lg = container_of(io, struct lingerer, io);
-	while (lg->len && !(ev & EPOLLERR)) {
-		ssize_t r = send(io->fd, lg->data, lg->len, MSG_NOSIGNAL);
-		if (r < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (r < 0)
-			break;
-		memmove(lg->data, lg->data + r, lg->len - (uint32_t)r);
-		lg->len -= (uint32_t)r;
-	}
+	if (!(ev & EPOLLERR) && send_rest(io->fd, lg->data, &lg->len) == FL_AGAIN)
+		return;
 	if (!lg->len && lg->shut)
 		shutdown(io->fd, SHUT_WR);
 	linger_end(lg);
@@ -447,7 +457,7 @@ ssize_t xport_splice_out(struct xport *x, struct fpipe *p)
 {
 	if (x->err)
 		return x->err;
-	if (x->st_slot || x->pend_len) {
+	if (unsent(x)) {
 		int rc = push_out(x);
 		if (rc)
 			return rc;
@@ -464,7 +474,7 @@ void xport_shutdown_wr(struct xport *x)
 		/* close_notify, best effort; no more TLS writes after it. */
 		int want;
 		tls_close_notify(x->tls, &want);
-	} else if ((x->st_slot || x->pend_len) && !x->err && push_out(x) == FL_AGAIN) {
+	} else if (unsent(x) && !x->err && push_out(x) == FL_AGAIN) {
 		x->shut_after = true;  /* once the rest is out */
 		return;
 	}
@@ -485,7 +495,7 @@ void xport_move(struct xport *dst, struct xport *src)
 
 void xport_close(struct xport *x, bool clean)
 {
-	if (x->st_slot || x->pend_len) {
+	if (unsent(x)) {
 		if (clean && !x->err && push_out(x) == FL_AGAIN && linger(x))
 			return;
 		drop_pending(x);
