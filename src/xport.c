@@ -349,6 +349,8 @@ void xport_note(struct xport *x, uint32_t ev)
 	}
 	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		x->hup = true;
+	if ((ev & (EPOLLRDHUP | EPOLLERR)) == EPOLLRDHUP)
+		x->fin = true;
 	if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
 		x->can_write = true;
 		if (x->rd_wants_write) {
@@ -381,9 +383,18 @@ ssize_t xport_recv(struct xport *x, void *p, size_t n)
 {
 	ssize_t r;
 	if (!x->tls) {
+		if (x->at_end)
+			return 0;
 		r = recv(x->io.fd, p, n, 0);
-		if (r >= 0)
+		if (r >= 0) {
+			/* Nothing can follow the FIN: a read it left short has
+			 * taken the last bytes, and asking again would only
+			 * return 0. (A reset after the FIN is then seen as the
+			 * end; the bytes before it were all delivered.) */
+			if (x->fin && (size_t)r < n)
+				x->at_end = true;
 			return r;
+		}
 		if (errno == EAGAIN) {
 			x->can_read = false;
 			return FL_AGAIN;

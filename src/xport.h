@@ -17,7 +17,10 @@ struct xport {
 	SSL *tls;                 /* NULL: plain TCP */
 	bool can_read, can_write; /* set by epoll events, cleared by EAGAIN */
 	bool hup;                 /* epoll reported the peer's FIN or an error */
+	bool fin;                 /* epoll reported the peer's FIN, without an error */
 	bool eof;                 /* a read returned the end */
+	bool at_end;              /* plain: a short read after the FIN emptied the
+	                           * socket, so the next read returns 0 unasked */
 	bool rd_wants_write;      /* TLS: a read waits for write space */
 	bool wr_wants_read;       /* TLS: a write waits for input */
 	/* Send batching (plain TCP; see xport_batch below). */

@@ -2,7 +2,8 @@
  * peer whole and in order, whatever the kernel takes at each flush; bytes
  * it does not take go out before later ones, before a shutdown and, when
  * the socket is closed cleanly, from a lingering socket. Tested on a
- * socketpair with a small send buffer, so that the kernel soon refuses. */
+ * socketpair with a small send buffer, so that the kernel soon refuses.
+ * Also: the end of the input after the peer's FIN. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -253,6 +254,74 @@ static void test_move_keeps_staged_bytes(void **state)
 	r->x.st_slot = 0;
 }
 
+/* A peer that sent "hello" and then its FIN; x reads it, as epoll said
+ * with events ev. */
+static int fin_pair(struct xport *x, uint32_t ev, size_t len)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(write(sv[1], "hello", len), (ssize_t)len);
+	assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
+	*x = (struct xport){ .io = { .fd = sv[0] } };
+	xport_note(x, ev);
+	return sv[1];
+}
+
+/* Nothing can follow a FIN: once a read after it comes back short, the
+ * next read returns the end without asking the kernel (the socket is taken
+ * away to show that it is not asked). */
+static void test_short_read_after_fin_is_the_end(void **state)
+{
+	(void)state;
+	struct xport x;
+	char buf[64];
+	int peer = fin_pair(&x, EPOLLIN | EPOLLRDHUP, 5);
+	assert_int_equal(xport_recv(&x, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "hello", 5);
+	int fd = x.io.fd;
+	x.io.fd = -1;
+	assert_int_equal(xport_recv(&x, buf, sizeof(buf)), 0);
+	x.io.fd = fd;
+	xport_close(&x, false);
+	close(peer);
+}
+
+/* Where the end is not certain, the kernel is asked: a read that filled
+ * the buffer may have left bytes; without a FIN more may come; with an
+ * error the read must report it. */
+static void test_end_is_asked_when_unsure(void **state)
+{
+	(void)state;
+	struct xport x;
+	char buf[64];
+	/* the buffer was filled exactly: the kernel says the end */
+	int peer = fin_pair(&x, EPOLLIN | EPOLLRDHUP, 5);
+	assert_int_equal(xport_recv(&x, buf, 5), 5);
+	assert_false(x.at_end);
+	assert_int_equal(xport_recv(&x, buf, sizeof(buf)), 0);
+	xport_close(&x, false);
+	close(peer);
+	/* an error came with the FIN */
+	peer = fin_pair(&x, EPOLLIN | EPOLLRDHUP | EPOLLERR, 5);
+	assert_int_equal(xport_recv(&x, buf, sizeof(buf)), 5);
+	assert_false(x.at_end);
+	xport_close(&x, false);
+	close(peer);
+	/* no FIN reported: more may come, and then it does */
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	x = (struct xport){ .io = { .fd = sv[0] } };
+	xport_note(&x, EPOLLIN);
+	assert_int_equal(write(sv[1], "ab", 2), 2);
+	assert_int_equal(xport_recv(&x, buf, sizeof(buf)), 2);
+	assert_int_equal(xport_recv(&x, buf, sizeof(buf)), FL_AGAIN);
+	assert_int_equal(write(sv[1], "cd", 2), 2);
+	assert_int_equal(xport_recv(&x, buf, sizeof(buf)), 2);
+	assert_memory_equal(buf, "cd", 2);
+	xport_close(&x, false);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +330,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_clean_close_lingers_until_sent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean_close_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_keeps_staged_bytes, setup, teardown),
+		cmocka_unit_test(test_short_read_after_fin_is_the_end),
+		cmocka_unit_test(test_end_is_asked_when_unsure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
