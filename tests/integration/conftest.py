@@ -498,15 +498,18 @@ class Fulcrum:
 
     # -- process
 
-    def start(self, wait_ready=True, nofile=None):
-        """nofile: RLIMIT_NOFILE for the fulcrum process."""
-        def limit():
+    def start(self, wait_ready=True, nofile=None, preexec=None):
+        """nofile: RLIMIT_NOFILE for the fulcrum process; preexec: a function
+        run in the child before fulcrum starts (a restriction to put on it)."""
+        def setup():
             if nofile:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            if preexec:
+                preexec()
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen([fulcrum_bin(), "-c", str(self.cfg_path)],
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         preexec_fn=limit if nofile else None)
+                                         preexec_fn=setup if nofile or preexec else None)
         if wait_ready:
             self.wait_ready()
         return self
@@ -724,13 +727,14 @@ def _binary(tmp_path_factory):
 
 @pytest.fixture
 def fulcrum(tmp_path):
-    """fulcrum(config, wait_ready=True, name=None, nofile=None) -> a started Fulcrum."""
+    """fulcrum(config, wait_ready=True, name=None, nofile=None, preexec=None) -> a started
+    Fulcrum."""
     started = []
 
-    def start(config, wait_ready=True, name=None, nofile=None):
+    def start(config, wait_ready=True, name=None, nofile=None, preexec=None):
         f = Fulcrum(tmp_path, config, name or f"fulcrum{len(started)}")
         started.append(f)
-        return f.start(wait_ready, nofile)
+        return f.start(wait_ready, nofile, preexec)
 
     yield start
     problems = []

@@ -68,6 +68,41 @@ def io_uring_fds(pid):
     return n
 
 
+NR_IO_URING_SETUP = 425   # the same number on every architecture (asm-generic)
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def io_uring_refused():
+    """A preexec function: the process it runs in, and what that executes,
+    gets EPERM from io_uring_setup (a seccomp filter), as on a host with
+    sysctl kernel.io_uring_disabled=2. Everything else is allowed. The
+    filter and the libc call are prepared here, before the fork."""
+    insns = (_SockFilter * 4)(
+        _SockFilter(0x20, 0, 0, 0),                   # A = seccomp_data.nr
+        _SockFilter(0x15, 0, 1, NR_IO_URING_SETUP),   # if A == io_uring_setup
+        _SockFilter(0x06, 0, 0, 0x00050000 | 1),      #   return SECCOMP_RET_ERRNO | EPERM
+        _SockFilter(0x06, 0, 0, 0x7FFF0000))          # return SECCOMP_RET_ALLOW
+    prog = _SockFprog(4, insns)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
+                      ctypes.c_ulong]
+
+    def apply():
+        # PR_SET_NO_NEW_PRIVS, then PR_SET_SECCOMP with SECCOMP_MODE_FILTER
+        if prctl(38, 1, None, 0, 0) != 0 or prctl(22, 2, ctypes.addressof(prog), 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "seccomp filter refused")
+    apply.keep = (insns, prog)
+    return apply
+
+
 def host_allows_io_uring():
     """Whether this process may create an io_uring (io_uring_setup)."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -103,8 +138,26 @@ def test_setting_decides_whether_io_uring_is_used(fulcrum, backend, port, batch)
         assert not host_allows_io_uring() or "not supported" in f.error_log()
 
 
-@pytest.mark.parametrize("batch", [True, False])
+def test_host_that_refuses_io_uring_gets_a_warning_and_unbatched_sends(fulcrum, backend, port):
+    """batch_sends is on, but io_uring_setup fails (as where the sysctl
+    kernel.io_uring_disabled forbids it): fulcrum says once, with the
+    reason, that it sends without batching, no worker has a ring, and the
+    proxy works."""
+    b = backend("A")
+    f = fulcrum(simple_config([b], port, workers=2, batch_sends=True),
+                preexec=io_uring_refused())
+    for _ in range(4):
+        with socket.create_connection(("127.0.0.1", port), timeout=SOCK_TIMEOUT) as c:
+            assert c.recv(100) == b"A\n"
+    assert f.error_log().count("send batching is off") == 1
+    assert "send batching is off: io_uring cannot be used (Operation not permitted)" \
+        in f.error_log()
+    assert io_uring_fds(f.pid) == 0
+
+
+@pytest.mark.parametrize("batch", [True, False, "refused"])
 def test_tcp_stalled_client_gets_every_byte_then_the_close(fulcrum, backend, port, batch):
+    """refused: batch_sends is on but the host refuses io_uring."""
     data = payload()
 
     def handler(bk, conn):
@@ -113,8 +166,9 @@ def test_tcp_stalled_client_gets_every_byte_then_the_close(fulcrum, backend, por
         conn.sock.close()
 
     b = backend("DRIBBLE", handler=handler)
-    f = fulcrum(simple_config([b], port, workers=1, batch_sends=batch,
-                              listener_kw={"forwarding": "buffer"}))
+    f = fulcrum(simple_config([b], port, workers=1, batch_sends=bool(batch),
+                              listener_kw={"forwarding": "buffer"}),
+                preexec=io_uring_refused() if batch == "refused" else None)
     s = slow_client(port)
     time.sleep(STALL)            # the proxy's writes to us fill every buffer
     got = read_to_eof(s)
