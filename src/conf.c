@@ -1282,6 +1282,40 @@ static bool host_chars(const char *h, bool colon)
 	return true;
 }
 
+/* What a Host field may hold: a name or IPv4 address, or an IPv6 address in
+ * brackets, each with an optional :port of 1 to 65535. */
+static bool host_field_ok(const char *h)
+{
+	const char *end;
+	char name[256];
+	if (h[0] == '[') {
+		end = strchr(h, ']');
+		if (!end || end == h + 1 || (size_t)(end - h - 1) >= sizeof(name))
+			return false;
+		memcpy(name, h + 1, (size_t)(end - h - 1));
+		name[end - h - 1] = '\0';
+		if (!host_chars(name, true))
+			return false;
+		end++;
+	} else {
+		end = strchr(h, ':');
+		if (!end)
+			end = h + strlen(h);
+		if (end == h || (size_t)(end - h) >= sizeof(name))
+			return false;
+		memcpy(name, h, (size_t)(end - h));
+		name[end - h] = '\0';
+		if (!host_chars(name, false))
+			return false;
+	}
+	if (!*end)
+		return true;
+	if (*end != ':' || !end[1] || strlen(end + 1) > 5 || strspn(end + 1, "0123456789") != strlen(end + 1))
+		return false;
+	long port = strtol(end + 1, NULL, 10);
+	return port >= 1 && port <= 65535;
+}
+
 static void check_field_name(struct ctx *c, struct conf_loc loc, const char *path, const char *name)
 {
 	char b[160];
@@ -1542,9 +1576,12 @@ static void check_health(struct ctx *c, struct conf_pool *p, const char *path)
 		if (k->method && !h1_is_token(k->method))
 			err(c, k->loc, sub(kp, "method", what), "\"%s\" is not a method: a method is one "
 			    "word, like GET or HEAD", k->method);
-		if (k->host && (!h1_is_field_value(k->host) || strpbrk(k->host, " \t")))
+		if (k->host && !host_field_ok(k->host)) {
+			char b[160];
 			err(c, k->loc, sub(kp, "host", what), "\"%s\" is not a host: write a name or "
-			    "address, optionally with :port, without spaces", k->host);
+			    "address, optionally with :port, like api.example.com or [::1]:8080",
+			    shown(k->host, b, sizeof(b)));
+		}
 		check_fields(c, k->loc, sub(kp, "headers", what), &k->headers);
 		if (k->expect_body && k->expect_body[0] == '~')
 			k->body_re = compile_re(c, k->loc, kp, k->expect_body + 1);

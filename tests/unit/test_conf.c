@@ -837,6 +837,43 @@ static void test_wildcard_needs_public(void **state)
  * IPv4-mapped IPv6 bind address cannot be bound on the IPv6-only sockets
  * fulcrum listens with (EINVAL at startup), so it must either be refused
  * or be turned into the IPv4 address it stands for. */
+/* A health check's `host` becomes the checks' Host field: a name or
+ * address with an optional port, nothing else. */
+static void test_check_host(void **state)
+{
+	(void)state;
+	static const char fmt[] =
+		"listeners:\n"
+		"  - { name: web, bind: 127.0.0.1:8080, protocol: http, pool: p }\n"
+		"pools:\n"
+		"  - name: p\n"
+		"    protocol: http\n"
+		"    servers: [{ address: 127.0.0.1:9000 }]\n"
+		"    health_check: { type: http, host: \"%s\" }\n";
+	static const char *const good[] = { "api.example.com", "api.example.com:8080", "10.0.0.1:80",
+					    "[::1]", "[2001:db8::1]:443", "svc_a.local", NULL };
+	static const char *const bad[] = { "a b", "api/x", "x:port", "x:0", "x:65536", ":80",
+					   "[::1", "[]:80", "x:", "[::1]x", "a\\r\\nX-Evil: 1", NULL };
+	char yaml[512];
+	for (size_t i = 0; good[i]; i++) {
+		snprintf(yaml, sizeof(yaml), fmt, good[i]);
+		conf_free(load_ok(yaml));
+	}
+	for (size_t i = 0; bad[i]; i++) {
+		struct conf_errors e;
+		snprintf(yaml, sizeof(yaml), fmt, bad[i]);
+		struct config *cfg = load(yaml, &e);
+		bool refused = !cfg && e.n == 1 && strstr(e.v[0], "pools[0].health_check.host: \"") &&
+			       strstr(e.v[0], "is not a host");
+		if (!refused)
+			print_lines(bad[i], e.v, e.n);
+		conf_free(cfg);
+		conf_errors_free(&e);
+		if (!refused)
+			fail_msg("host \"%s\" was not refused at its key", bad[i]);
+	}
+}
+
 static void test_mapped_ipv6_bind(void **state)
 {
 	static const char *const binds[] = { "[::ffff:127.0.0.1]:8080", "[::ffff:0.0.0.0]:8080" };
@@ -1109,6 +1146,7 @@ int main(void)
 		cmocka_unit_test(test_list_error_paths),
 		cmocka_unit_test(test_wildcard_needs_public),
 		cmocka_unit_test(test_mapped_ipv6_bind),
+		cmocka_unit_test(test_check_host),
 		cmocka_unit_test(test_protocol_pairing),
 		cmocka_unit_test(test_duplicate_key),
 		cmocka_unit_test(test_empty_file),
