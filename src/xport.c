@@ -20,7 +20,6 @@
 #define BATCH_ARENA (256u * 1024) /* staged bytes per round */
 #define BATCH_MAX 4096            /* larger writes go out at once */
 #define LINGER_MS 10000           /* how long a closed socket may take to send its rest */
-#define LINGER_MAX 1024           /* lingering sockets per worker; more are closed at once */
 
 struct lingerer {
 	struct loop_io io;
@@ -308,7 +307,7 @@ static void linger_timeout(struct loop *l, struct loop_timer *t)
 static bool linger(struct xport *x)
 {
 	struct xport_batch *b = cur_batch;
-	if (!b || b->nlinger >= LINGER_MAX)
+	if (!b || b->nlinger >= XPORT_LINGER_MAX)
 		return false;
 	struct lingerer *lg = xcalloc(1, sizeof(*lg));
 	lg->io.fd = x->io.fd;

@@ -47,6 +47,9 @@ void xport_note(struct xport *x, uint32_t ev);
  * splice and large writes are never staged; they push out what is staged
  * for the same socket first. */
 struct xport_batch;
+/* Lingering sockets per batch (per worker); a clean close beyond that drops
+ * what was left, as an unclean one does. */
+#define XPORT_LINGER_MAX 1024
 /* A batch for the loop l, or NULL with errno when io_uring cannot be used. */
 struct xport_batch *xport_batch_new(struct loop *l);
 /* Close what still lingers and free the batch. */

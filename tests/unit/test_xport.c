@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -254,6 +255,60 @@ static void test_move_keeps_staged_bytes(void **state)
 	r->x.st_slot = 0;
 }
 
+/* At most XPORT_LINGER_MAX sockets linger; a clean close beyond that drops
+ * the rest at once instead of holding one more socket. */
+static void test_lingering_is_capped(void **state)
+{
+	struct rig *r = *state;
+	enum { N = XPORT_LINGER_MAX + 1 };
+	static struct xport xs[N];
+	static int peers[N];
+	static uint32_t sent[N];
+	unsigned char piece[PIECE];
+	struct rlimit rl;
+	memset(piece, 'z', sizeof(piece));
+	/* two descriptors per socketpair, and the rig's */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_true(rl.rlim_max >= 2 * N + 64);
+	rl.rlim_cur = rl.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	for (int i = 0; i < N; i++) {
+		int sv[2], small = 4096;
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+		xs[i] = (struct xport){ .io = { .fd = sv[0], .fn = noop }, .can_write = true };
+		assert_int_equal(loop_add(r->l, &xs[i].io, EPOLLIN | EPOLLOUT | EPOLLRDHUP), 0);
+		peers[i] = sv[1];
+		/* write until the kernel keeps some back; the peer reads nothing */
+		while (xs[i].pend_len == 0) {
+			ssize_t n = xport_send(&xs[i], piece, sizeof(piece));
+			assert_true(n == PIECE || n == FL_AGAIN);
+			if (n > 0)
+				sent[i] += (uint32_t)n;
+			xport_batch_flush(r->b);
+		}
+		xport_close(&xs[i], true);
+		assert_int_equal(xs[i].io.fd, -1);
+	}
+	/* The first XPORT_LINGER_MAX still hold their sockets, so their peers
+	 * see no end yet; the last one was closed with bytes left behind. */
+	for (int i = 0; i < N; i++) {
+		char buf[65536];
+		uint32_t got = 0;
+		ssize_t n;
+		while ((n = read(peers[i], buf, sizeof(buf))) > 0)
+			got += (uint32_t)n;
+		if (i < XPORT_LINGER_MAX) {
+			assert_int_equal(n, -1);
+			assert_int_equal(errno, EAGAIN);
+		} else {
+			assert_int_equal(n, 0);
+			assert_true(got < sent[i]);
+		}
+		close(peers[i]);
+	}
+}
+
 /* A peer that sent "hello" and then its FIN; x reads it, as epoll said
  * with events ev. */
 static int fin_pair(struct xport *x, uint32_t ev, size_t len)
@@ -330,6 +385,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_clean_close_lingers_until_sent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean_close_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_keeps_staged_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lingering_is_capped, setup, teardown),
 		cmocka_unit_test(test_short_read_after_fin_is_the_end),
 		cmocka_unit_test(test_end_is_asked_when_unsure),
 	};
