@@ -38,6 +38,7 @@ struct check {
 	size_t in_len, in_cap;
 	uint64_t started;
 	bool reused;                    /* the running check is on a kept connection */
+	uint64_t uses;                  /* checks that passed on the current connection */
 	uint32_t ok_run, fail_run;      /* verdicts in a row */
 	bool healthy;
 	bool decided;                   /* a first verdict was reached */
@@ -155,6 +156,7 @@ static void close_conn(struct check *c)
 		xport_close(&c->x, false);
 	}
 	c->x = (struct xport){ .io = { .fd = -1 } };
+	c->uses = 0;
 	end_exchange(c, PH_IDLE);
 }
 
@@ -220,8 +222,11 @@ static void finish(struct check *c, int v, const char *why, bool keep)
 		return;
 	}
 	c->reused = false;
-	if (keep && v == CHECK_PASS)
-		end_exchange(c, PH_KEPT);  /* the server said the connection may carry the next */
+	/* Kept when the server said the connection may carry the next check,
+	 * up to reuse_limit checks: then the next one shows that the server
+	 * still accepts new connections. */
+	if (keep && v == CHECK_PASS && (!c->cc->reuse_limit || ++c->uses < c->cc->reuse_limit))
+		end_exchange(c, PH_KEPT);
 	else
 		close_conn(c);
 	c->last_ms = took;

@@ -470,6 +470,11 @@ static const struct kw check_kw[] = {
 	  "check costs one request instead of a connect, a TLS handshake and a close. A failed check, "
 	  "a server that closes, and an answer with `Connection: close` end the connection; the next "
 	  "check connects again. `false`: a new connection for every check." },
+	{ "reuse_limit", KW_UINT, offsetof(struct conf_check, reuse_limit),
+	  LOC(struct conf_check, reuse_limit_loc), 0, "10", NULL, false, 0, 1000000, NULL, NULL,
+	  "http, https: checks one kept connection carries before the next check connects anew, so "
+	  "that a server which stops accepting new connections while it still answers on old ones "
+	  "is found. `0`: no limit." },
 };
 static const struct kw_table check_table = {
 	"pools[].health_check", "Active health checks: only servers that pass get new traffic. Checks "
@@ -1557,8 +1562,9 @@ static void check_health(struct ctx *c, struct conf_pool *p, const char *path)
 			err(c, k->loc, kp, "send: %s", why);
 		if (k->expect && !(k->expect_bin = decode_bytes(k->expect, &k->expect_len, &why)))
 			err(c, k->loc, kp, "expect: %s", why);
-		if (k->reuse_loc.line)
-			err(c, k->reuse_loc, kp, "reuse_connection is for http and https checks; a tcp check "
+		if (k->reuse_loc.line || k->reuse_limit_loc.line)
+			err(c, k->reuse_loc.line ? k->reuse_loc : k->reuse_limit_loc, kp,
+			    "reuse_connection and reuse_limit are for http and https checks; a tcp check "
 			    "connects each time, since connecting is what it checks");
 		if (k->tls && !p->tls.enabled)
 			err(c, k->loc, kp, "tls: true needs `tls: { enabled: true }` on the pool (its TLS "
@@ -1583,6 +1589,9 @@ static void check_health(struct ctx *c, struct conf_pool *p, const char *path)
 			    shown(k->host, b, sizeof(b)));
 		}
 		check_fields(c, k->loc, sub(kp, "headers", what), &k->headers);
+		if (k->reuse_limit_loc.line && !k->reuse_connection)
+			warn(c, k->reuse_limit_loc, sub(kp, "reuse_limit", what), "has no effect with "
+			     "`reuse_connection: false`: every check connects anew");
 		if (k->expect_body && k->expect_body[0] == '~')
 			k->body_re = compile_re(c, k->loc, kp, k->expect_body + 1);
 	}

@@ -93,6 +93,7 @@ struct conf_check {
 	char *expect_status;         /* as written: "200-399", "200,204" */
 	char *expect_body;           /* substring, or "~regex" */
 	bool reuse_connection;       /* http, https: keep the connection between checks */
+	uint64_t reuse_limit;        /* checks on one kept connection; 0: no limit */
 	/* Derived at load. */
 	uint16_t status_lo[16], status_hi[16];
 	size_t nstatus;
@@ -100,7 +101,7 @@ struct conf_check {
 	unsigned char *send_bin, *expect_bin;  /* decoded send/expect */
 	size_t send_len, expect_len;
 	struct sockaddr_storage addr; /* parsed `address` (port 0) */
-	struct conf_loc loc, jitter_loc, reuse_loc;   /* line 0: not given */
+	struct conf_loc loc, jitter_loc, reuse_loc, reuse_limit_loc;   /* line 0: not given */
 };
 
 struct conf_pool {

@@ -730,12 +730,40 @@ def test_http_checks_reuse_one_connection(fulcrum, backend, port, framing):
     h = hc("http", expect_body=None if framing == "none" else "all good", **FAST)
     h = {k: v for k, v in h.items() if v is not None}
     f = fulcrum(http_hc_config(port, [b], h))
-    assert wait_until(lambda: len(checks_of(b)) >= 12, 5), checks_of(b)
-    # One connection; a second only if one check ran out of time on a slow
-    # machine (a failed check closes its connection).
-    conns = check_conns(b)[:12]
-    assert len(set(conns)) <= 2 and conns.count(0) >= 6, conns
+    assert wait_until(lambda: len(checks_of(b)) >= 25, 8), checks_of(b)
+    # Ten checks a connection (reuse_limit), then a new one; fewer only if a
+    # check ran out of time on a slow machine (a failed check closes its
+    # connection), which cannot happen in both of the first two tens.
+    conns = check_conns(b)[:25]
+    counts = [conns.count(c) for c in sorted(set(conns))]
+    assert len(counts) >= 3 and max(counts[:-1]) == 10 and max(counts) <= 10, conns
     assert transitions(f) == [], f.error_log()
+
+
+def test_reuse_limit_finds_a_server_that_stops_accepting(fulcrum, backend, port):
+    """A server that stops accepting new connections while it still answers
+    on the one it has: with the default reuse_limit (10), the eleventh check
+    connects anew, is refused, and the server goes down; with reuse_limit:
+    0 the kept connection goes on passing."""
+    h = hc("http", **FAST)
+    lim, nolim = HttpBackend(backend, "LIM"), HttpBackend(backend, "NOLIM")
+    cfg = http_config(port, {"lim": [lim], "nolim": [nolim]},
+                      pool_kw={"lim": {"health_check": h},
+                               "nolim": {"health_check": {**h, "reuse_limit": 0}}})
+    f = fulcrum(cfg)
+    assert wait_until(lambda: len(checks_of(lim)) >= 2 and len(checks_of(nolim)) >= 2, 5)
+    t0 = time.monotonic()
+    for hb in (lim, nolim):
+        hb.backend.stopped.set()
+        hb.backend.lsock.close()
+    bound = 10 * ms(h["interval"]) / 1000 + down_bound(h)
+    took, why = wait_change(f, lim.address, "down", 0, t0, bound)
+    assert "connect" in why or "refused" in why, why
+    n = len(checks_of(nolim))
+    time.sleep(bound - took + 0.3)
+    assert len(checks_of(nolim)) >= n + 5, "the kept connection stopped carrying checks"
+    assert len(set(check_conns(nolim))) == 1
+    assert transitions(f, nolim.address) == [], f.error_log()
 
 
 def test_http_checks_without_reuse_connect_each_time(fulcrum, backend, port):
@@ -1062,7 +1090,9 @@ BAD_CHECKS = [
     ("expect-on-https", "https", {"type": "https", "expect": "+PONG"}, {"verify": False},
      "send, expect and tls are for tcp checks"),
     ("reuse-on-tcp", "tcp", {"type": "tcp", "reuse_connection": True}, None,
-     "reuse_connection is for http and https checks"),
+     "reuse_connection and reuse_limit are for http and https checks"),
+    ("reuse-limit-on-tcp", "tcp", {"type": "tcp", "reuse_limit": 5}, None,
+     "reuse_connection and reuse_limit are for http and https checks"),
     ("tls-without-pool-tls", "tcp", {"type": "tcp", "tls": True}, None,
      r"tls: true needs `tls: \{ enabled: true \}` on the pool"),
     ("jitter-over-half", "tcp", {"type": "tcp", "interval": "1s", "jitter": "600ms"}, None,
