@@ -796,7 +796,8 @@ def section(b):
              f"percentile by more than {GOAL_LAT_CHANGE * 100:.0f}%. Measured by "
              f"`bench/health_scale.py` on {b.started}, beside HAProxy 2.6 checking the same "
              f"pool, in {a.rounds} interleaved rounds. fulcrum runs with its defaults (an http "
-             f"check keeps its connection for the next check: [connection reuse]"
+             f"check keeps its connection for the next check, up to 10 checks a connection: "
+             f"[connection reuse]"
              f"(health-checks.md#connection-reuse)) and, to show what that saves, with "
              f"`reuse_connection: false`: *connect per check*, a new connection for every "
              f"check, as HAProxy does. CPU figures are medians over the rounds; latency "
@@ -1104,7 +1105,7 @@ def section(b):
              f"{max(64, 2 * a.servers)}}}` so that each server can keep an idle connection; "
              f"with checks `health_check: {{ type: http, path: /healthz, interval: 1s, "
              f"timeout: 500ms }}` (rise 2, fall 3, jitter 10% = 100 ms, `reuse_connection: "
-             f"true`: the defaults), for *connect per check* the same with `reuse_connection: "
+             f"true`, `reuse_limit: 10`: the defaults), for *connect per check* the same with `reuse_connection: "
              f"false` (a new connection and `Connection: close` for every check). "
              f"Template `bench/templates/health-fulcrum.yaml`.")
     w.append(f"- **HAProxy**: `nbthread 1`, `mode http`, `http-reuse always`, no logging, "
