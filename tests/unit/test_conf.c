@@ -874,6 +874,23 @@ static void test_check_host(void **state)
 	}
 }
 
+/* reuse_limit only limits reuse: without reuse it does nothing, and says so. */
+static void test_reuse_limit_without_reuse_warns(void **state)
+{
+	(void)state;
+	EXPECT_WARNINGS(
+		"listeners:\n"
+		"  - { name: web, bind: 127.0.0.1:8080, protocol: http, pool: p }\n"
+		"pools:\n"
+		"  - name: p\n"
+		"    protocol: http\n"
+		"    servers: [{ address: 127.0.0.1:9000 }]\n"
+		"    health_check: { type: http, reuse_connection: false,\n"
+		"                    reuse_limit: 5 }\n",
+		"t.yaml:8:34: warning: pools[0].health_check.reuse_limit: has no effect with "
+		"`reuse_connection: false`: every check connects anew");
+}
+
 static void test_mapped_ipv6_bind(void **state)
 {
 	static const char *const binds[] = { "[::ffff:127.0.0.1]:8080", "[::ffff:0.0.0.0]:8080" };
@@ -1147,6 +1164,7 @@ int main(void)
 		cmocka_unit_test(test_wildcard_needs_public),
 		cmocka_unit_test(test_mapped_ipv6_bind),
 		cmocka_unit_test(test_check_host),
+		cmocka_unit_test(test_reuse_limit_without_reuse_warns),
 		cmocka_unit_test(test_protocol_pairing),
 		cmocka_unit_test(test_duplicate_key),
 		cmocka_unit_test(test_empty_file),
