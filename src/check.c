@@ -38,7 +38,7 @@ struct check {
 	size_t in_len, in_cap;
 	uint64_t started;
 	bool reused;                    /* the running check is on a kept connection */
-	uint64_t uses;                  /* checks that passed on the current connection */
+	uint64_t period;                /* reuse period the connection was opened in */
 	uint32_t ok_run, fail_run;      /* verdicts in a row */
 	bool healthy;
 	bool decided;                   /* a first verdict was reached */
@@ -156,7 +156,6 @@ static void close_conn(struct check *c)
 		xport_close(&c->x, false);
 	}
 	c->x = (struct xport){ .io = { .fd = -1 } };
-	c->uses = 0;
 	end_exchange(c, PH_IDLE);
 }
 
@@ -201,6 +200,16 @@ static void verdict(struct check *c, bool ok, const char *why)
 	}
 }
 
+/* Kept connections are renewed together: one opened in a period of
+ * reuse_limit intervals is not kept past the period's end. Every check of a
+ * pool shares the periods, so after each boundary the connects come within
+ * one interval and share the thread's wake-ups (checks leave in slots),
+ * instead of adding a wake-up for a connect to nearly every slot. */
+static uint64_t reuse_period(const struct check *c)
+{
+	return loop_now(ck.loop) / (c->cc->reuse_limit * c->cc->interval);
+}
+
 static void finish(struct check *c, int v, const char *why, bool keep)
 {
 	uint64_t took = loop_now(ck.loop) - c->started;
@@ -223,9 +232,9 @@ static void finish(struct check *c, int v, const char *why, bool keep)
 	}
 	c->reused = false;
 	/* Kept when the server said the connection may carry the next check,
-	 * up to reuse_limit checks: then the next one shows that the server
-	 * still accepts new connections. */
-	if (keep && v == CHECK_PASS && (!c->cc->reuse_limit || ++c->uses < c->cc->reuse_limit))
+	 * within its reuse period: then the next check connects anew and shows
+	 * that the server still accepts new connections. */
+	if (keep && v == CHECK_PASS && (!c->cc->reuse_limit || reuse_period(c) == c->period))
 		end_exchange(c, PH_KEPT);
 	else
 		close_conn(c);
@@ -398,6 +407,8 @@ static void start(struct check *c)
 	}
 	c->x = (struct xport){ .io = { .fd = fd, .fn = on_event } };
 	c->phase = PH_CONNECTING;
+	if (c->cc->reuse_limit)
+		c->period = reuse_period(c);
 	rc = sock_connect(ck.loop, &c->x.io, (struct sockaddr *)&c->addr, c->addrlen);
 	if (rc < 0 && rc != FL_AGAIN) {
 		snprintf(why, sizeof(why), "connect: %s", strerror(-rc));

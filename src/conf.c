@@ -472,9 +472,9 @@ static const struct kw check_kw[] = {
 	  "check connects again. `false`: a new connection for every check." },
 	{ "reuse_limit", KW_UINT, offsetof(struct conf_check, reuse_limit),
 	  LOC(struct conf_check, reuse_limit_loc), 0, "10", NULL, false, 0, 1000000, NULL, NULL,
-	  "http, https: checks one kept connection carries before the next check connects anew, so "
-	  "that a server which stops accepting new connections while it still answers on old ones "
-	  "is found. `0`: no limit." },
+	  "http, https: kept connections are renewed every this many intervals, all in the same "
+	  "interval, so that each carries about this many checks and a server which stops accepting "
+	  "new connections while it still answers on old ones is found. `0`: no limit." },
 };
 static const struct kw_table check_table = {
 	"pools[].health_check", "Active health checks: only servers that pass get new traffic. Checks "

@@ -731,20 +731,21 @@ def test_http_checks_reuse_one_connection(fulcrum, backend, port, framing):
     h = {k: v for k, v in h.items() if v is not None}
     f = fulcrum(http_hc_config(port, [b], h))
     assert wait_until(lambda: len(checks_of(b)) >= 25, 8), checks_of(b)
-    # Ten checks a connection (reuse_limit), then a new one; fewer only if a
-    # check ran out of time on a slow machine (a failed check closes its
-    # connection), which cannot happen in both of the first two tens.
+    # A new connection every ten intervals (reuse_limit): about ten checks
+    # each (eleven when jitter shortens the intervals; the first, opened
+    # within a period, fewer, as is one that a check ran out of time on, on
+    # a slow machine: a failed check closes its connection).
     conns = check_conns(b)[:25]
     counts = [conns.count(c) for c in sorted(set(conns))]
-    assert len(counts) >= 3 and max(counts[:-1]) == 10 and max(counts) <= 10, conns
+    assert len(counts) >= 3 and max(counts[:-1]) >= 9 and max(counts) <= 11, conns
     assert transitions(f) == [], f.error_log()
 
 
 def test_reuse_limit_finds_a_server_that_stops_accepting(fulcrum, backend, port):
     """A server that stops accepting new connections while it still answers
-    on the one it has: with the default reuse_limit (10), the eleventh check
-    connects anew, is refused, and the server goes down; with reuse_limit:
-    0 the kept connection goes on passing."""
+    on the one it has: with the default reuse_limit (10), a check connects
+    anew within ten intervals, is refused, and the server goes down; with
+    reuse_limit: 0 the kept connection goes on passing."""
     h = hc("http", **FAST)
     lim, nolim = HttpBackend(backend, "LIM"), HttpBackend(backend, "NOLIM")
     cfg = http_config(port, {"lim": [lim], "nolim": [nolim]},
