@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_port(const char *p, uint16_t *port, const char **why)
+int addr_parse_port(const char *p, uint16_t *port, const char **why)
 {
 	char *end;
 	long v;
@@ -45,7 +45,7 @@ int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len,
 			return -EINVAL;
 		memcpy(host, s + 1, hl);
 		host[hl] = '\0';
-		if (parse_port(close + 2, &p, why) < 0)
+		if (addr_parse_port(close + 2, &p, why) < 0)
 			return -EINVAL;
 		if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) {
 			*why = "not a numeric IPv6 address (host names are not resolved)";
@@ -69,7 +69,7 @@ int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len,
 		return -EINVAL;
 	memcpy(host, s, hl);
 	host[hl] = '\0';
-	if (parse_port(port + 1, &p, why) < 0)
+	if (addr_parse_port(port + 1, &p, why) < 0)
 		return -EINVAL;
 	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
 	a4->sin_family = AF_INET;

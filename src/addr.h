@@ -15,6 +15,10 @@
 int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len,
 	       bool *wildcard, const char **why);
 
+/* A port, "1" to "65535" in decimal digits only: 0, or -EINVAL with *why
+ * set. */
+int addr_parse_port(const char *p, uint16_t *port, const char **why);
+
 /* "1.2.3.4:80" or "[::1]:80" into buf (ADDR_STRLEN); returns buf. */
 char *addr_format(const struct sockaddr *sa, char *buf, size_t len);
 /* Only the host part, no port, no brackets. */

@@ -1291,34 +1291,20 @@ static bool host_chars(const char *h, bool colon)
  * brackets, each with an optional :port of 1 to 65535. */
 static bool host_field_ok(const char *h)
 {
-	const char *end;
-	char name[256];
-	if (h[0] == '[') {
-		end = strchr(h, ']');
-		if (!end || end == h + 1 || (size_t)(end - h - 1) >= sizeof(name))
-			return false;
-		memcpy(name, h + 1, (size_t)(end - h - 1));
-		name[end - h - 1] = '\0';
-		if (!host_chars(name, true))
-			return false;
-		end++;
-	} else {
-		end = strchr(h, ':');
-		if (!end)
-			end = h + strlen(h);
-		if (end == h || (size_t)(end - h) >= sizeof(name))
-			return false;
-		memcpy(name, h, (size_t)(end - h));
-		name[end - h] = '\0';
-		if (!host_chars(name, false))
-			return false;
-	}
-	if (!*end)
-		return true;
-	if (*end != ':' || !end[1] || strlen(end + 1) > 5 || strspn(end + 1, "0123456789") != strlen(end + 1))
+	bool v6 = h[0] == '[';
+	const char *name = h + v6;
+	const char *end = v6 ? strchr(name, ']') : name + strcspn(name, ":");
+	char buf[256];
+	uint16_t port;
+	const char *why;
+	if (!end || end == name || (size_t)(end - name) >= sizeof(buf))
 		return false;
-	long port = strtol(end + 1, NULL, 10);
-	return port >= 1 && port <= 65535;
+	memcpy(buf, name, (size_t)(end - name));
+	buf[end - name] = '\0';
+	if (!host_chars(buf, v6))
+		return false;
+	end += v6;  /* past the ']' */
+	return !*end || (*end == ':' && addr_parse_port(end + 1, &port, &why) == 0);
 }
 
 static void check_field_name(struct ctx *c, struct conf_loc loc, const char *path, const char *name)

@@ -833,23 +833,21 @@ static void test_wildcard_needs_public(void **state)
 		"if that is intended, or bind a specific address such as 127.0.0.1");
 }
 
-/* A config that check accepts must be one that can be served: an
- * IPv4-mapped IPv6 bind address cannot be bound on the IPv6-only sockets
- * fulcrum listens with (EINVAL at startup), so it must either be refused
- * or be turned into the IPv4 address it stands for. */
+/* An http listener and pool "p" with one server; the pool's keys follow. */
+#define HTTP_POOL_YAML                                                          \
+	"listeners:\n"                                                          \
+	"  - { name: web, bind: 127.0.0.1:8080, protocol: http, pool: p }\n"    \
+	"pools:\n"                                                              \
+	"  - name: p\n"                                                         \
+	"    protocol: http\n"                                                  \
+	"    servers: [{ address: 127.0.0.1:9000 }]\n"
+
 /* A health check's `host` becomes the checks' Host field: a name or
  * address with an optional port, nothing else. */
 static void test_check_host(void **state)
 {
 	(void)state;
-	static const char fmt[] =
-		"listeners:\n"
-		"  - { name: web, bind: 127.0.0.1:8080, protocol: http, pool: p }\n"
-		"pools:\n"
-		"  - name: p\n"
-		"    protocol: http\n"
-		"    servers: [{ address: 127.0.0.1:9000 }]\n"
-		"    health_check: { type: http, host: \"%s\" }\n";
+	static const char fmt[] = HTTP_POOL_YAML "    health_check: { type: http, host: \"%s\" }\n";
 	static const char *const good[] = { "api.example.com", "api.example.com:8080", "10.0.0.1:80",
 					    "[::1]", "[2001:db8::1]:443", "svc_a.local", NULL };
 	static const char *const bad[] = { "a b", "api/x", "x:port", "x:0", "x:65536", ":80",
@@ -879,18 +877,17 @@ static void test_reuse_limit_without_reuse_warns(void **state)
 {
 	(void)state;
 	EXPECT_WARNINGS(
-		"listeners:\n"
-		"  - { name: web, bind: 127.0.0.1:8080, protocol: http, pool: p }\n"
-		"pools:\n"
-		"  - name: p\n"
-		"    protocol: http\n"
-		"    servers: [{ address: 127.0.0.1:9000 }]\n"
+		HTTP_POOL_YAML
 		"    health_check: { type: http, reuse_connection: false,\n"
 		"                    reuse_limit: 5 }\n",
 		"t.yaml:8:34: warning: pools[0].health_check.reuse_limit: has no effect with "
 		"`reuse_connection: false`: every check connects anew");
 }
 
+/* A config that check accepts must be one that can be served: an
+ * IPv4-mapped IPv6 bind address cannot be bound on the IPv6-only sockets
+ * fulcrum listens with (EINVAL at startup), so it must either be refused
+ * or be turned into the IPv4 address it stands for. */
 static void test_mapped_ipv6_bind(void **state)
 {
 	static const char *const binds[] = { "[::ffff:127.0.0.1]:8080", "[::ffff:0.0.0.0]:8080" };
