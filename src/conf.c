@@ -1087,9 +1087,13 @@ static void apply_value(struct ctx *c, const struct kw *k, yaml_node_t *node, ch
 			err(c, node_loc(node), path, "expected a single value, got %s", node_kind(node));
 			return;
 		}
-		if (parse_scalar(k, scalar(node), field, why, sizeof(why)) < 0)
+		if (parse_scalar(k, scalar(node), field, why, sizeof(why)) < 0) {
 			err(c, node_loc(node), path, "%s", why);
-		else if (k->type == KW_ADDR)
+			/* The cross-checks still run, to report what else is
+			 * wrong: give them the default rather than nothing. */
+			if (k->def && parse_scalar(k, k->def, field, why, sizeof(why)) < 0)
+				abort(); /* a default that does not parse is a bug in the table */
+		} else if (k->type == KW_ADDR)
 			((struct conf_addr *)field)->loc = node_loc(node);
 		return;
 	}

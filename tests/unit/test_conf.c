@@ -872,6 +872,34 @@ static void test_check_host(void **state)
 	}
 }
 
+/* A key with a default that is given a bad value is reported, and the
+ * checks that run after the keys (which report the rest in the same run)
+ * see the default, not nothing: an empty expect_status crashed them. */
+static void test_bad_value_of_defaulted_key(void **state)
+{
+	(void)state;
+	EXPECT_ERRORS(
+		"global:\n"
+		"  log: { access: \"\", error: \"\" }\n"
+		"listeners:\n"
+		"  - { name: web, bind: 127.0.0.1:8080, protocol: http, pool: p, tcp_congestion: \"\" }\n"
+		"pools:\n"
+		"  - name: p\n"
+		"    protocol: http\n"
+		"    hash_key: \"\"\n"
+		"    tcp_congestion: \"\"\n"
+		"    servers: [{ address: 127.0.0.1:9000 }]\n"
+		"    health_check:\n"
+		"      type: http\n"
+		"      expect_status: # nothing\n",
+		"t.yaml:2:18: global.log.access: must not be empty",
+		"t.yaml:2:29: global.log.error: must not be empty",
+		"t.yaml:4:81: listeners[0].tcp_congestion: must not be empty",
+		"t.yaml:8:15: pools[0].hash_key: must not be empty",
+		"t.yaml:9:21: pools[0].tcp_congestion: must not be empty",
+		"t.yaml:13:21: pools[0].health_check.expect_status: must not be empty");
+}
+
 /* reuse_limit only limits reuse: without reuse it does nothing, and says so. */
 static void test_reuse_limit_without_reuse_warns(void **state)
 {
@@ -1161,6 +1189,7 @@ int main(void)
 		cmocka_unit_test(test_wildcard_needs_public),
 		cmocka_unit_test(test_mapped_ipv6_bind),
 		cmocka_unit_test(test_check_host),
+		cmocka_unit_test(test_bad_value_of_defaulted_key),
 		cmocka_unit_test(test_reuse_limit_without_reuse_warns),
 		cmocka_unit_test(test_protocol_pairing),
 		cmocka_unit_test(test_duplicate_key),
