@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -309,6 +310,36 @@ static void test_lingering_is_capped(void **state)
 	}
 }
 
+/* A lingering socket whose peer never reads is given up after 10 s: the
+ * peer sees the end then (not before), and the bytes that could not go are
+ * dropped. */
+static void test_lingering_ends_after_its_time(void **state)
+{
+	struct rig *r = *state;
+	struct timespec t0, t;
+	struct pollfd pf = { .fd = r->peer, .events = POLLRDHUP };
+	double waited = 0;
+	fill(r, &r->x);
+	assert_true(r->x.pend_len > 0);
+	xport_close(&r->x, true);
+	assert_int_equal(r->x.io.fd, -1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (waited < 12.0) {
+		assert_true(loop_run_once(r->l, 100) >= 0);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		waited = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+		assert_true(poll(&pf, 1, 0) >= 0);
+		if (pf.revents & (POLLHUP | POLLRDHUP))
+			break;
+	}
+	if (waited < 9.9 || waited >= 12.0)
+		fail_msg("the peer saw the end after %.2f s, not at 10 s", waited);
+	bool eof;
+	drain(r, true, &eof);
+	assert_true(eof);
+	assert_true(r->expect < r->next);  /* what was left never went */
+}
+
 /* A peer that sent "hello" and then its FIN; x reads it, as epoll said
  * with events ev. */
 static int fin_pair(struct xport *x, uint32_t ev, size_t len)
@@ -386,6 +417,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unclean_close_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_keeps_staged_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lingering_is_capped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lingering_ends_after_its_time, setup, teardown),
 		cmocka_unit_test(test_short_read_after_fin_is_the_end),
 		cmocka_unit_test(test_end_is_asked_when_unsure),
 	};
