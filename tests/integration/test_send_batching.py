@@ -68,7 +68,8 @@ def io_uring_fds(pid):
     return n
 
 
-NR_IO_URING_SETUP = 425   # the same number on every architecture (asm-generic)
+NR_IO_URING_SETUP = 425   # the same numbers on every architecture (asm-generic)
+NR_IO_URING_ENTER = 426
 
 
 class _SockFilter(ctypes.Structure):
@@ -80,17 +81,13 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def io_uring_refused():
-    """A preexec function: the process it runs in, and what that executes,
-    gets EPERM from io_uring_setup (a seccomp filter), as on a host with
-    sysctl kernel.io_uring_disabled=2. Everything else is allowed. The
-    filter and the libc call are prepared here, before the fork."""
-    insns = (_SockFilter * 4)(
-        _SockFilter(0x20, 0, 0, 0),                   # A = seccomp_data.nr
-        _SockFilter(0x15, 0, 1, NR_IO_URING_SETUP),   # if A == io_uring_setup
-        _SockFilter(0x06, 0, 0, 0x00050000 | 1),      #   return SECCOMP_RET_ERRNO | EPERM
-        _SockFilter(0x06, 0, 0, 0x7FFF0000))          # return SECCOMP_RET_ALLOW
-    prog = _SockFprog(4, insns)
+def seccomp(*insns):
+    """A preexec function that installs the seccomp filter insns (classic
+    BPF over struct seccomp_data) in the process it runs in, and so in what
+    that executes. The filter and the libc call are prepared here, before
+    the fork."""
+    insns = (_SockFilter * len(insns))(*insns)
+    prog = _SockFprog(len(insns), insns)
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
                       ctypes.c_ulong]
@@ -101,6 +98,36 @@ def io_uring_refused():
             raise OSError(ctypes.get_errno(), "seccomp filter refused")
     apply.keep = (insns, prog)
     return apply
+
+
+ALLOW = _SockFilter(0x06, 0, 0, 0x7FFF0000)     # return SECCOMP_RET_ALLOW
+
+
+def fail_with(errno):
+    return _SockFilter(0x06, 0, 0, 0x00050000 | errno)   # return SECCOMP_RET_ERRNO | errno
+
+
+def io_uring_refused():
+    """io_uring_setup fails with EPERM, as on a host with sysctl
+    kernel.io_uring_disabled=2. Everything else is allowed."""
+    return seccomp(
+        _SockFilter(0x20, 0, 0, 0),                   # A = seccomp_data.nr
+        _SockFilter(0x15, 0, 1, NR_IO_URING_SETUP),   # if A == io_uring_setup
+        fail_with(1),                                 #   EPERM
+        ALLOW)
+
+
+def batched_flush_fails():
+    """io_uring_enter fails with ENOMEM when it would submit two or more
+    entries, as a batched flush does; the worker's startup probe (one entry)
+    and everything else pass."""
+    return seccomp(
+        _SockFilter(0x20, 0, 0, 0),                   # A = seccomp_data.nr
+        _SockFilter(0x15, 0, 3, NR_IO_URING_ENTER),   # if A == io_uring_enter:
+        _SockFilter(0x20, 0, 0, 24),                  #   A = to_submit (args[1], low half)
+        _SockFilter(0x35, 0, 1, 2),                   #   if A >= 2
+        fail_with(12),                                #     ENOMEM
+        ALLOW)
 
 
 def host_allows_io_uring():
@@ -153,6 +180,50 @@ def test_host_that_refuses_io_uring_gets_a_warning_and_unbatched_sends(fulcrum, 
     assert "send batching is off: io_uring cannot be used (Operation not permitted)" \
         in f.error_log()
     assert io_uring_fds(f.pid) == 0
+
+
+def test_failed_batched_flush_stops_batching_and_loses_nothing(fulcrum, backend, port):
+    """The kernel refuses a batched flush (io_uring_enter fails; here a
+    seccomp filter makes it fail with ENOMEM). The worker says so once,
+    drops its ring, and sends each write at once from then on: the writes
+    of that turn still arrive, and so does everything after."""
+    b = backend("A")
+    f = fulcrum(simple_config([b], port, workers=1, batch_sends=True),
+                preexec=batched_flush_fails())
+    assert wait_until(lambda: io_uring_fds(f.pid) == 1, SOCK_TIMEOUT), "the worker made no ring"
+
+    def clients(n, tag):
+        # Many clients at once, so that some loop turn stages writes to
+        # several sockets: the backend's greetings, then the echoes.
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=SOCK_TIMEOUT)
+                 for _ in range(n)]
+        try:
+            for i, s in enumerate(socks):
+                s.sendall(b"%s %d\n" % (tag, i))
+            for i, s in enumerate(socks):
+                want = b"A\n%s %d\n" % (tag, i)
+                got = b""
+                while len(got) < len(want):
+                    chunk = s.recv(100)
+                    assert chunk, f"client {i} of {tag} closed after {got!r}"
+                    got += chunk
+                assert got == want
+        finally:
+            for s in socks:
+                s.close()
+
+    for r in range(20):
+        clients(50, b"round%d" % r)
+        if "send batching stops" in f.error_log():
+            break
+    log = f.error_log()
+    assert log.count("send batching stops") == 1, log
+    assert ("send batching stops: io_uring_enter: Cannot allocate memory; each write goes "
+            "out with its own syscall from now on") in log
+    assert io_uring_fds(f.pid) == 0
+    clients(50, b"after")
+    assert f.running()
+    assert f.error_log().count("send batching stops") == 1
 
 
 @pytest.mark.parametrize("batch", [True, False, "refused"])
