@@ -547,9 +547,11 @@ def test_http_check_wrong_body_gets_no_traffic(fulcrum, backend, connect, port):
 
 def test_https_check(fulcrum, backend, connect, port, p):
     """https: checks over TLS with the pool's settings (verify on, the test
-    CA), one connection for all of them while they pass: a 500 takes B down, a server whose certificate does not verify is
-    down from its first check; neither gets a request."""
-    h = hc("https", path="/ready")
+    CA), one connection for all of them while they pass (reuse_limit: 0, so
+    that no renewal falls within the test: renewal is tested on http), a 500
+    takes B down, a server whose certificate does not verify is down from
+    its first check; neither gets a request."""
+    h = hc("https", path="/ready", reuse_limit=0)
     a_sw, b_sw = Switch("A"), Switch("B")
     a = tls_http_backend(backend, server_ctx(p.local), "A", respond=a_sw)
     b = tls_http_backend(backend, server_ctx(p.local), "B", respond=b_sw)
