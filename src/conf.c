@@ -898,6 +898,14 @@ static int parse_scalar(const struct kw *k, const char *text, void *field, char 
 	}
 }
 
+/* Give k's field its default, if k has one. */
+static void set_default(const struct kw *k, void *field)
+{
+	char why[256];
+	if (k->def && parse_scalar(k, k->def, field, why, sizeof(why)) < 0)
+		abort(); /* a default that does not parse is a bug in the table */
+}
+
 /* ---- tree walk --------------------------------------------------------- */
 
 static void apply_map(struct ctx *c, const struct kw_table *t, yaml_node_t *node, char *base,
@@ -1091,8 +1099,7 @@ static void apply_value(struct ctx *c, const struct kw *k, yaml_node_t *node, ch
 			err(c, node_loc(node), path, "%s", why);
 			/* The cross-checks still run, to report what else is
 			 * wrong: give them the default rather than nothing. */
-			if (k->def && parse_scalar(k, k->def, field, why, sizeof(why)) < 0)
-				abort(); /* a default that does not parse is a bug in the table */
+			set_default(k, field);
 		} else if (k->type == KW_ADDR)
 			((struct conf_addr *)field)->loc = node_loc(node);
 		return;
@@ -1186,10 +1193,8 @@ static void apply_map(struct ctx *c, const struct kw_table *t, yaml_node_t *node
 			err(c, node_loc(node), kpath, "missing; this key is required here");
 		} else if (k->type == KW_SECTION) {
 			apply_defaults(k->sub, base + k->off);
-		} else if (k->def) {
-			char why[256];
-			if (parse_scalar(k, k->def, base + k->off, why, sizeof(why)) < 0)
-				abort(); /* a default that does not parse is a bug in the table */
+		} else {
+			set_default(k, base + k->off);
 		}
 	}
 }
@@ -1198,11 +1203,10 @@ static void apply_defaults(const struct kw_table *t, char *base)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		const struct kw *k = &t->kw[i];
-		char why[256];
 		if (k->type == KW_SECTION)
 			apply_defaults(k->sub, base + k->off);
-		else if (k->def && parse_scalar(k, k->def, base + k->off, why, sizeof(why)) < 0)
-			abort();
+		else
+			set_default(k, base + k->off);
 	}
 }
 
