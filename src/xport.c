@@ -19,7 +19,6 @@
 #define BATCH_SLOTS 256           /* sockets with staged bytes per round */
 #define BATCH_ARENA (256u * 1024) /* staged bytes per round */
 #define BATCH_MAX 4096            /* larger writes go out at once */
-#define LINGER_MS 10000           /* how long a closed socket may take to send its rest */
 
 struct lingerer {
 	struct loop_io io;
@@ -321,7 +320,7 @@ static bool linger(struct xport *x)
 	lg->len = x->pend_len;
 	lg->shut = x->shut_after;
 	lg->timer.fn = linger_timeout;
-	loop_timer_set(b->loop, &lg->timer, LINGER_MS);
+	loop_timer_set(b->loop, &lg->timer, XPORT_LINGER_MS);
 	lg->next = b->lingering;
 	lg->pprev = &b->lingering;
 	if (lg->next)

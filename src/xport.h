@@ -50,6 +50,9 @@ struct xport_batch;
 /* Lingering sockets per batch (per worker); a clean close beyond that drops
  * what was left, as an unclean one does. */
 #define XPORT_LINGER_MAX 1024
+/* How long a lingering socket may take to send its rest (ms); then it is
+ * closed and the rest dropped. */
+#define XPORT_LINGER_MS 10000
 /* A batch for the loop l, or NULL with errno when io_uring cannot be used. */
 struct xport_batch *xport_batch_new(struct loop *l);
 /* Close what still lingers and free the batch. */
